@@ -1,0 +1,66 @@
+"""Typed errors for bad input.
+
+Every error carries a one-line, human message (``str(err)``) that the CLI prints as
+is, so callers never need a traceback to know what was wrong with a letter.
+"""
+
+from __future__ import annotations
+
+
+class ExtractionError(ValueError):
+    """Base class: the letter could not be turned into a Determination."""
+
+    code = "extraction_error"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        one_line = " ".join(message.split())
+        super().__init__(f"{source}: {one_line}" if source else one_line)
+
+
+class EmptyLetterError(ExtractionError):
+    """The input is empty or holds only whitespace."""
+
+    code = "empty"
+
+
+class BinaryInputError(ExtractionError):
+    """The input is binary or cannot be decoded as text."""
+
+    code = "binary"
+
+
+class NotAnIMRLetterError(ExtractionError):
+    """The text decodes fine but is not an IMR determination letter."""
+
+    code = "not_imr"
+
+
+class UnreadablePDFError(ExtractionError):
+    """The PDF is corrupt, password-protected beyond the empty password, or unreadable."""
+
+    code = "unreadable_pdf"
+
+
+class ImageOnlyPDFError(UnreadablePDFError):
+    """The PDF opens but carries no text layer (a scan): OCR it first."""
+
+    code = "image_only_pdf"
+
+
+class InputTooLargeError(ExtractionError):
+    """The input exceeds the size limit; IMR letters are a few pages."""
+
+    code = "too_large"
+
+
+class LetterNotFoundError(ExtractionError):
+    """A path was given (a Path, or a string that looks like a file name) but no file is there."""
+
+    code = "not_found"
+
+
+class UnknownBackendError(ExtractionError):
+    """The requested backend does not exist."""
+
+    code = "unknown_backend"
