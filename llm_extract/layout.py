@@ -1,0 +1,513 @@
+"""The layout parser: finds where things are in a letter, as offsets, for every known layout.
+
+It does not decide what anything *means* beyond the decision word: it segments the letter
+into header fields, reviewer and patient facts, and per item the heading, the decision, the
+partial-authorisation parts and the three sections (claims administrator guideline,
+MAXIMUS guideline, rationale). :mod:`llm_extract.rules` turns that into a Determination,
+and the LLM backend uses the same segmentation for per-item prompts and cross-checks.
+
+Known layouts:
+
+- ``imr-issues``   "IMR ISSUES, DECISIONS AND RATIONALES" (2014-17 letters, with or without
+                   the ``Case Number:`` header block).
+- ``maximus-2015`` MAXIMUS letterhead, "DOCUMENTS REVIEWED", "IMR DECISION(S) AND RATIONALE(S)".
+- ``mpr-2013``     "MEDICAL PROFESSIONAL REVIEW" with "ISSUE AT DISPUTE:" and friends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from .errors import NotAnIMRLetterError
+from .normalize import collapse
+from .schema import FlagCode, Severity
+
+Span = tuple[int, int]
+
+#: A wrapped item heading spans at most this many lines before we call it a layout surprise.
+HEADING_MAX_LINES = 4
+#: Lines walked back from a heading (partial-authorisation blocks run longer than headings).
+PARTIAL_MAX_LINES = 12
+#: Characters of the header block searched for header fields when no section title bounds it.
+HEADER_SEARCH_CHARS = 2500
+#: Characters after a label searched for the reviewer's specialties.
+SPECIALTY_SEARCH_CHARS = 400
+
+_F = re.IGNORECASE
+DECISION_WORD = r"(?:Partially\s+(?:Upheld|Overturned)|Upheld|Overturned)"
+DECISION_TAIL = re.compile(r":[\s\u00a0]*(" + DECISION_WORD + r")[\s.\u00a0]*\Z", _F)
+SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
+
+IMR_ISSUES = re.compile(r"IMR\s+ISSUES\s*,?\s+DECISIONS\s+AND\s+RATIONALES", _F)
+SET_FORTH = re.compile(r"set\s+forth\s+below\s*:", _F)
+CA_LABEL = re.compile(r"Claims\s+Administrator\s+guideline\s*:", _F)
+MX_LABEL = re.compile(r"MAXIMUS\s+guideline\s*:", _F)
+DR_LABEL = re.compile(r"Decision\s+rationale\s*:", _F)
+
+MAXIMUS_DECISIONS = re.compile(r"IMR\s+DECISION\(S\)\s+AND\s+RATIONALE\(S\)\s*:?", _F)
+MAXIMUS_ITEM = re.compile(
+    r"(?m)^[ \t]*(\d+)\)[ \t]+Regarding\s+the\s+request\s+for\s+(?P<item>.+?)\s*:[ \t]*(?=\r?\n|\f)", re.DOTALL | _F
+)
+MAXIMUS_CA = re.compile(
+    r"Medical\s+Treatment\s+Guideline\(s\)\s+Used\s+by\s+the\s+Claims\s+Administrator\s*(?:\(UR\))?\s*:", _F
+)
+MAXIMUS_MX = re.compile(r"Medical\s+Treatment\s+Guideline\(s\)\s+Relied\s+on\s+by\s+the\s+Expert\s+Reviewer\s*:", _F)
+MAXIMUS_DR = re.compile(r"Rationale\s+for\s+the\s+Decision\s*:", _F)
+MAXIMUS_SUMMARY = re.compile(
+    r"(?m)^[ \t]*\d+\)[ \t]+MAXIMUS\s+Federal\s+Services,\s+Inc\.\s+has\s+determined\s+the\s+request(?:ed)?\s+"
+    r"(?:for\s+)?(?P<item>.+?)\s+(?P<polarity>is\s+not|is)\s+medically\s+necessary",
+    re.DOTALL | _F,
+)
+#: Where the last rationale of a letter ends when other text follows it.
+TRAILER = re.compile(
+    r"(?m)^[ \t]*(?:The\s+(?:Expert|physician)\s+Reviewer\s+is\s|MEDICAL\s+REVIEWER\s+QUALIFICATIONS|"
+    r"cc:|/s/|Sincerely|Effect\s+of\s+the\s+Decision)",
+    _F,
+)
+
+MPR_TITLE = re.compile(r"MEDICAL\s+PROFESSIONAL\s+REVIEW", _F)
+MPR_ISSUE = re.compile(r"ISSUE\s+AT\s+DISPUTE\s*:", _F)
+MPR_SUMMARY = re.compile(r"CASE\s+SUMMARY\s*:", _F)
+MPR_DOCS = re.compile(r"DOCUMENTS\s+REVIEWED\s+FOR\s+DETERMINATION\s*:", _F)
+MPR_GUIDELINES = re.compile(
+    r"MEDICAL\s+TREATMENT\s+GUIDELINE\(S\)\s+RELIED\s+UPON\s+BY\s+PROFESSIONAL\s+REVIEWER\s+AND\s+WHY\s*:", _F
+)
+MPR_RATIONALE = re.compile(
+    r"RATIONALE\s+FOR\s+WHY\s+THE\s+REQUESTED\s+TREATMENT/SERVICE\s+IS/WAS\s+NOT\s+MEDICALLY\s+NECESSARY\s*:", _F
+)
+MPR_QUALIFICATIONS = re.compile(r"MEDICAL\s+REVIEWER\s+QUALIFICATIONS\s*:", _F)
+
+PARTIAL_HINT = re.compile(r"original\s+request|IMR\s+eligible", _F)
+ORIGINAL = re.compile(r"\s+(?:was|is|as)\s+the\s+original\s+request\b\.?", _F)
+AUTHORIZED_BY = re.compile(
+    r"\s*(?P<y>\S.*?)\s+(?:was|were)\s+authorized\s+by\s+the\s+Claims\s+Administrator\b\.?", re.DOTALL | _F
+)
+CA_AUTHORIZED = re.compile(
+    r"\s*The\s+Claims\s+Administrator\s+authorized\s+(?P<y>\S.*?),?\s+leaving\s+the\s+original\s+request\s+"
+    r"IMR\s+eligible\b\.?",
+    re.DOTALL | _F,
+)
+REMAINING = re.compile(
+    r"\s*(?:The\s+remaining\s+IMR\s+eligible\s+portion\s+of\s+the\s+original\s+request|The\s+original\s+request)"
+    r"\s*(?:,|\s+is\s+for\b|\s+is\b)?\s*(?P<z>\S.*?)(?:,?\s+is)?\s*\Z",
+    re.DOTALL | _F,
+)
+
+DATE = r"(\d{1,2})[/-](\d{1,2})[/-](\d{2,4})"
+HEADER_FIELDS: dict[str, list[str]] = {
+    "case_number": [r"MAXIMUS\s+Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})", r"Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})"],
+    "date_assigned": [r"Date\s+Assigned\s*:\s*" + DATE],
+    "date_of_injury": [r"Date\s+of\s+Injury\s*:\s*" + DATE],
+    "decision_date": [r"Decision\s+Date\s*:\s*" + DATE, r"\bDated\s*:\s*" + DATE],
+    "ur_denial_date": [r"UR\s+Denial\s+Date\s*:\s*" + DATE, r"Date\s+of\s+UR\s+Decision\s*:\s*" + DATE],
+    "priority": [r"Priority\s*:\s*([A-Za-z]+)"],
+    "application_received": [r"(?:IMR\s+)?Application\s+Received\s*:\s*" + DATE],
+}
+HEADER_END = re.compile(r"HOW\s+THE\s+IMR\s+FINAL\s+DETERMINATION\s+WAS\s+MADE|CLINICAL\s+CASE\s+SUMMARY", _F)
+LICENSURE = re.compile(r"State\(s\)\s+of\s+Licensure\s*:[ \t\u00a0]*([^\r\n\f]*)", _F)
+SPECIALTY = re.compile(r"Certification\(s\)\s*/\s*Specialty\s*:", _F)
+SPECIALTY_END = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n", _F)
+PROSE_BOARD = re.compile(r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", _F)
+PROSE_SUB = re.compile(r"subspecialty\s+in\s+(.+?)(?=\s+and\s+is\s+licensed|,|\.)", _F)
+PROSE_LICENSED = re.compile(r"licensed\s+to\s+practice\s+in\s+(.+?)\.", re.DOTALL | _F)
+LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
+PATIENT = re.compile(
+    r"(\d{1,3})[- ]?(?:years?|yrs?|y/o|y\.o\.)(?:[- ]?old)?,?\s+(?:[a-z]+\s+){0,3}?"
+    r"(male|female|man|woman|gentleman|lady|gentlemen)\b",
+    _F,
+)
+CASE_SUMMARY = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|CASE\s+SUMMARY\s*:", _F)
+SEX_WORDS = {"male": "male", "man": "male", "gentleman": "male", "gentlemen": "male",
+             "female": "female", "woman": "female", "lady": "female"}
+
+#: Signals that a text is an IMR letter at all; two distinct ones are needed without a layout.
+IMR_MARKERS = [
+    re.compile(p, _F)
+    for p in (
+        r"Independent\s+Medical\s+Review",
+        r"\bIMR\b",
+        r"MAXIMUS",
+        r"Decision\s+rationale",
+        r"Claims\s+Administrator",
+        r"Utilization\s+Review",
+    )
+]
+
+
+@dataclass
+class Note:
+    """A layout surprise, to become a Flag."""
+
+    code: FlagCode
+    severity: Severity
+    message: str
+    span: Span | None = None
+    item: int | None = None
+
+
+@dataclass
+class ItemBlock:
+    block_start: int
+    heading: Span
+    decision: str | None
+    decision_span: Span | None = None
+    decision_inferred: bool = False
+    original_request: Span | None = None
+    authorized: Span | None = None
+    ca: Span | None = None
+    mx: Span | None = None
+    rationale: Span | None = None
+
+
+@dataclass
+class HeaderField:
+    value: str
+    span: Span
+
+
+@dataclass
+class Parsed:
+    layout: str
+    header: dict[str, HeaderField] = field(default_factory=dict)
+    licensure: list[str] = field(default_factory=list)
+    specialties: list[str] = field(default_factory=list)
+    age: int | None = None
+    sex: str | None = None
+    patient_span: Span | None = None
+    items: list[ItemBlock] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+
+def detect(text: str) -> str:
+    """Name of the letter's layout, or ``unknown``; raise if it is not an IMR letter at all."""
+    head = text[:3000]
+    if MPR_TITLE.search(head) and MPR_ISSUE.search(text):
+        return "mpr-2013"
+    if MAXIMUS_DECISIONS.search(text):
+        return "maximus-2015"
+    if IMR_ISSUES.search(text):
+        return "imr-issues"
+    if sum(1 for marker in IMR_MARKERS if marker.search(text)) >= 2:
+        return "unknown"
+    raise NotAnIMRLetterError("this does not look like an IMR determination letter")
+
+
+def parse(text: str) -> Parsed:
+    """Segment ``text`` (``load(letter).text``) by its layout."""
+    layout = detect(text)
+    parsed = Parsed(layout=layout)
+    _parse_header(text, parsed)
+    _parse_reviewer(text, parsed)
+    _parse_patient(text, parsed)
+    if layout == "imr-issues":
+        _parse_imr_issues(text, parsed)
+    elif layout == "maximus-2015":
+        _parse_maximus(text, parsed)
+    elif layout == "mpr-2013":
+        _parse_mpr(text, parsed)
+    else:
+        parsed.notes.append(
+            Note(FlagCode.LAYOUT_UNKNOWN, "error", "IMR letter of an unknown layout: no items could be segmented")
+        )
+    if not parsed.items and layout != "unknown":
+        parsed.notes.append(Note(FlagCode.NO_ITEMS, "error", f"no disputed items found in the {layout} layout"))
+    return parsed
+
+
+# --------------------------------------------------------------------------- header & people
+
+
+def to_date(month: str, day: str, year: str) -> dt.date | None:
+    y = int(year)
+    if len(year) == 2:
+        y += 2000 if y <= 40 else 1900
+    try:
+        return dt.date(y, int(month), int(day))
+    except ValueError:
+        return None
+
+
+def _parse_header(text: str, parsed: Parsed) -> None:
+    end_match = HEADER_END.search(text, 0, HEADER_SEARCH_CHARS * 2)
+    end = end_match.start() if end_match else min(len(text), HEADER_SEARCH_CHARS)
+    for name, patterns in HEADER_FIELDS.items():
+        for pattern in patterns:
+            m = re.search(pattern, text[:end], _F)
+            if not m:
+                continue
+            if m.lastindex and m.lastindex >= 3:
+                date = to_date(m.group(1), m.group(2), m.group(3))
+                if date is None:
+                    parsed.notes.append(
+                        Note(FlagCode.HEADER_FIELD_MISSING, "warning", f"{name}: {m.group(0)!r} is not a valid date",
+                             (m.start(), m.end()))
+                    )
+                    break
+                value = date.isoformat()
+                span = (m.start(1), m.end(3))
+            else:
+                value, span = m.group(1), (m.start(1), m.end(1))
+            parsed.header[name] = HeaderField(value, span)
+            break
+
+
+def _split_list(value: str) -> list[str]:
+    return [part.strip(" .;") for part in LIST_SPLIT.split(collapse(value)) if part.strip(" .;")]
+
+
+def _parse_reviewer(text: str, parsed: Parsed) -> None:
+    lic = LICENSURE.search(text)
+    if lic:
+        parsed.licensure = [s.strip() for s in collapse(lic.group(1)).split(",") if s.strip()]
+    spec = SPECIALTY.search(text)
+    if spec:
+        window = text[spec.end() : spec.end() + SPECIALTY_SEARCH_CHARS]
+        stop = SPECIALTY_END.search(window)
+        value = collapse(window[: stop.start() if stop else len(window)])
+        parsed.specialties = [s.strip() for s in value.split(",") if s.strip()]
+    if lic or spec:
+        return
+    # Older letters describe the reviewer in prose.
+    board = PROSE_BOARD.search(text)
+    if board:
+        parsed.specialties = _split_list(board.group(1))
+        sub = PROSE_SUB.search(text, board.end())
+        if sub:
+            parsed.specialties += _split_list(sub.group(1))
+    licensed = PROSE_LICENSED.search(text)
+    if licensed:
+        parsed.licensure = _split_list(licensed.group(1))
+
+
+def _parse_patient(text: str, parsed: Parsed) -> None:
+    summary = CASE_SUMMARY.search(text)
+    m = PATIENT.search(text, summary.end() if summary else 0)
+    if not m:
+        parsed.notes.append(Note(FlagCode.PATIENT_NOT_FOUND, "info", "patient age and sex not stated"))
+        return
+    parsed.age = int(m.group(1))
+    parsed.sex = SEX_WORDS[m.group(2).lower()]
+    parsed.patient_span = (m.start(), m.end())
+
+
+# --------------------------------------------------------------------------- line helpers
+
+
+def _line_start(text: str, pos: int, floor: int) -> int:
+    """Start of the line holding ``pos`` (a line ends at CR, LF or form feed), not before floor."""
+    best = floor
+    for sep in ("\n", "\r", "\f"):
+        i = text.rfind(sep, floor, pos)
+        if i + 1 > best:
+            best = i + 1
+    return best
+
+
+def _walk_back(text: str, line_start: int, floor: int, max_lines: int) -> tuple[int, int]:
+    """Extend a heading upwards over wrapped lines; stop at a blank line or a sentence end.
+
+    Returns the heading's start and the number of lines it spans.
+    """
+    start, lines = line_start, 1
+    while start > floor and lines < max_lines:
+        prev_end = start
+        while prev_end > floor and text[prev_end - 1] in "\r\n\f":
+            prev_end -= 1
+        if prev_end <= floor:
+            break
+        breaks = text[prev_end:start]
+        if breaks.count("\n") > 1 or "\f" in breaks and "\n" in breaks:
+            break  # a blank line separates paragraphs
+        prev_start = _line_start(text, prev_end, floor)
+        line = text[prev_start:prev_end]
+        if not line.strip() or SENTENCE_END.search(line):
+            break
+        start, lines = prev_start, lines + 1
+    return start, lines
+
+
+def _trim(text: str, start: int, end: int) -> Span:
+    while start < end and (text[start].isspace() or text[start] == "\u00a0"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] == "\u00a0"):
+        end -= 1
+    return start, end
+
+
+# --------------------------------------------------------------------------- imr-issues
+
+
+def _decision_value(word: str) -> str:
+    return "partial" if word.lower().startswith("partially") else word.lower()
+
+
+def _parse_imr_issues(text: str, parsed: Parsed) -> None:
+    section = IMR_ISSUES.search(text)
+    assert section is not None
+    body = section.end()
+    set_forth = SET_FORTH.search(text, body, body + 400)
+    if set_forth:
+        body = set_forth.end()
+    labels = sorted(
+        [(m.start(), m.end(), "ca") for m in CA_LABEL.finditer(text, body)]
+        + [(m.start(), m.end(), "mx") for m in MX_LABEL.finditer(text, body)]
+        + [(m.start(), m.end(), "dr") for m in DR_LABEL.finditer(text, body)]
+    )
+    # Group labels into items: an item starts at a CA label, or at an MX/DR label that
+    # follows a rationale without a CA label in between (a layout surprise).
+    groups: list[dict[str, tuple[int, int]]] = []
+    for start, end, kind in labels:
+        current = groups[-1] if groups else None
+        opens_new = current is None or kind in current or (kind == "ca") or (kind == "mx" and "dr" in current)
+        if opens_new:
+            groups.append({})
+            current = groups[-1]
+        current[kind] = (start, end)
+    floor = body
+    blocks: list[ItemBlock] = []
+    for index, group in enumerate(groups):
+        anchor = min(s for s, _ in group.values())
+        block = _imr_heading(text, floor, anchor, parsed, len(blocks))
+        if "ca" not in group or "mx" not in group or "dr" not in group:
+            missing = [name for key, name in (("ca", "Claims Administrator guideline"), ("mx", "MAXIMUS guideline"),
+                                              ("dr", "Decision rationale")) if key not in group]
+            parsed.notes.append(Note(FlagCode.MISSING_SECTION, "warning",
+                                     f"item {index + 1} has no {', '.join(missing)} label", (anchor, anchor),
+                                     len(blocks)))
+        ends = sorted(group.values())
+        for key in ("ca", "mx"):
+            if key in group:
+                nxt = [s for s, _ in ends if s > group[key][0]]
+                stop = nxt[0] if nxt else group[key][1]
+                block.__setattr__(key, _trim(text, group[key][1], stop))
+        blocks.append(block)
+        floor = max(e for _, e in group.values())
+    # Rationales run from their label to the next item's heading block (or the letter's end).
+    for index, (block, group) in enumerate(zip(blocks, groups)):
+        if "dr" not in group:
+            continue
+        stop = blocks[index + 1].block_start if index + 1 < len(blocks) else _letter_end(text, group["dr"][1])
+        block.rationale = _trim(text, group["dr"][1], stop)
+        if block.mx and "dr" in group and block.mx[1] > group["dr"][0]:
+            block.mx = _trim(text, block.mx[0], group["dr"][0])
+    parsed.items = blocks
+
+
+def _letter_end(text: str, start: int) -> int:
+    trailer = TRAILER.search(text, start)
+    return trailer.start() if trailer else len(text)
+
+
+def _imr_heading(text: str, floor: int, anchor: int, parsed: Parsed, index: int) -> ItemBlock:
+    """Find the heading (and decision) that sits right before the label at ``anchor``."""
+    look = max(floor, anchor - 600)
+    m = DECISION_TAIL.search(text, look, anchor)
+    if m:
+        colon, decision = m.start(), _decision_value(collapse(m.group(1)))
+        decision_span: Span | None = (m.start(1), m.end(1))
+    else:
+        colon, decision, decision_span = anchor, None, None
+        while colon > floor and text[colon - 1].isspace():
+            colon -= 1
+    line_start = _line_start(text, colon, floor)
+    start, lines = _walk_back(text, line_start, floor, HEADING_MAX_LINES)
+    heading = _trim(text, start, colon)
+    block = ItemBlock(block_start=heading[0], heading=heading, decision=decision, decision_span=decision_span)
+    if decision is None:
+        parsed.notes.append(Note(FlagCode.MISSING_DECISION, "error",
+                                 "item heading has no Upheld/Overturned decision", heading, index))
+    if PARTIAL_HINT.search(text, heading[0], heading[1]):
+        _imr_partial(text, floor, block, parsed, index)
+    elif lines >= HEADING_MAX_LINES:
+        parsed.notes.append(Note(FlagCode.LONG_HEADING, "warning",
+                                 f"item heading spans {lines}+ lines; it may include rationale text", heading, index))
+    return block
+
+
+def _imr_partial(text: str, floor: int, block: ItemBlock, parsed: Parsed, index: int) -> None:
+    """Split "X was the original request. Y was authorized ... Z is:" into its parts."""
+    colon = block.heading[1]
+    original = None
+    for m in ORIGINAL.finditer(text, max(floor, block.heading[0] - 2000), colon):
+        original = m
+    if original is None:
+        parsed.notes.append(Note(FlagCode.PARTIAL_UNPARSED, "warning",
+                                 "partial-authorisation heading without 'was the original request'",
+                                 block.heading, index))
+        return
+    start, _ = _walk_back(text, _line_start(text, original.start(), floor), floor, PARTIAL_MAX_LINES)
+    x = _trim(text, start, original.start())
+    rest = original.end()
+    y = None
+    for pattern in (AUTHORIZED_BY, CA_AUTHORIZED):
+        ym = pattern.match(text, rest, colon)
+        if ym:
+            y, rest = _trim(text, ym.start("y"), ym.end("y")), ym.end()
+            break
+    zm = REMAINING.match(text, rest, colon)
+    if not zm or y is None:
+        parsed.notes.append(Note(FlagCode.PARTIAL_UNPARSED, "warning",
+                                 "partial-authorisation wording not recognised; heading kept whole",
+                                 (start, colon), index))
+        block.block_start = min(block.block_start, start)
+        return
+    block.block_start = start
+    block.original_request = x
+    block.authorized = y
+    block.heading = _trim(text, zm.start("z"), zm.end("z"))
+
+
+# --------------------------------------------------------------------------- maximus-2015
+
+
+def _parse_maximus(text: str, parsed: Parsed) -> None:
+    section = MAXIMUS_DECISIONS.search(text)
+    assert section is not None
+    heads = list(MAXIMUS_ITEM.finditer(text, section.end()))
+    summary = {collapse(m.group("item")).lower(): ("upheld" if "not" in m.group("polarity").lower() else "overturned")
+               for m in MAXIMUS_SUMMARY.finditer(text, 0, section.start())}
+    for index, head in enumerate(heads):
+        stop = heads[index + 1].start() if index + 1 < len(heads) else _letter_end(text, head.end())
+        block = ItemBlock(block_start=head.start(), heading=_trim(text, head.start("item"), head.end("item")),
+                          decision=None, decision_inferred=True)
+        ca = MAXIMUS_CA.search(text, head.end(), stop)
+        mx = MAXIMUS_MX.search(text, head.end(), stop)
+        dr = MAXIMUS_DR.search(text, head.end(), stop)
+        if ca:
+            block.ca = _trim(text, ca.end(), mx.start() if mx else dr.start() if dr else stop)
+        if mx:
+            block.mx = _trim(text, mx.end(), dr.start() if dr else stop)
+        if dr:
+            block.rationale = _trim(text, dr.end(), stop)
+        else:
+            parsed.notes.append(Note(FlagCode.MISSING_SECTION, "warning", f"item {index + 1} has no rationale label",
+                                     block.heading, index))
+        name = collapse(text[block.heading[0] : block.heading[1]]).lower()
+        if summary and name in summary:
+            block.decision = summary[name]
+        parsed.items.append(block)
+
+
+# --------------------------------------------------------------------------- mpr-2013
+
+
+def _parse_mpr(text: str, parsed: Parsed) -> None:
+    issue = MPR_ISSUE.search(text)
+    assert issue is not None
+    marks = [p.search(text, issue.end()) for p in (MPR_SUMMARY, MPR_DOCS, MPR_GUIDELINES, MPR_RATIONALE,
+                                                    MPR_QUALIFICATIONS)]
+    found = [m for m in marks if m]
+    next_start = min((m.start() for m in found), default=len(text))
+    heading = _trim(text, issue.end(), next_start)
+    # A multi-line issue block may number its items; otherwise it is one item.
+    block = ItemBlock(block_start=issue.start(), heading=heading, decision=None, decision_inferred=True)
+    guide, rationale, quals = marks[2], marks[3], marks[4]
+    if guide:
+        stop = min((m.start() for m in found if m.start() > guide.start()), default=len(text))
+        block.mx = _trim(text, guide.end(), stop)
+    if rationale:
+        stop = min((m.start() for m in found if m.start() > rationale.start()), default=len(text))
+        block.rationale = _trim(text, rationale.end(), quals.start() if quals else stop)
+    parsed.items.append(block)

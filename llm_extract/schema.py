@@ -1,0 +1,183 @@
+"""The output model: the single source of truth for what an extraction is.
+
+The JSON Schema (``llm-extract schema``) and any model-facing schema are generated from
+these classes, never written by hand. Every ``start``/``end`` pair indexes
+``llm_extract.load(letter).text``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+Decision = Literal["upheld", "overturned", "partial"]
+GuidelineSource = Literal["MTUS", "ODG", "ACOEM", "other"]
+MatchTier = Literal["exact", "normalized", "fuzzy", "none"]
+Severity = Literal["error", "warning", "info"]
+Sex = Literal["male", "female"]
+
+
+class FlagCode(str, Enum):
+    """Why something in a result deserves a human look. Stable: reports group by these."""
+
+    NO_ITEMS = "no_items"
+    TRUNCATED = "truncated"
+    MISSING_RATIONALE = "missing_rationale"
+    MISSING_DECISION = "missing_decision"
+    MISSING_SECTION = "missing_section"
+    NO_CONCLUSION = "no_conclusion"
+    DECISION_CONTRADICTS_RATIONALE = "decision_contradicts_rationale"
+    QUOTE_NOT_FOUND = "quote_not_found"
+    QUOTE_FUZZY = "quote_fuzzy"
+    CITATION_NOT_FOUND = "citation_not_found"
+    CITATION_UNPARSED = "citation_unparsed"
+    CITATION_UNKNOWN_TITLE = "citation_unknown_title"
+    PARTIAL_UNPARSED = "partial_unparsed"
+    LONG_HEADING = "long_heading"
+    UNEXPECTED_TEXT = "unexpected_text"
+    HEADER_FIELD_MISSING = "header_field_missing"
+    PATIENT_NOT_FOUND = "patient_not_found"
+    LAYOUT_UNKNOWN = "layout_unknown"
+    DECISION_INFERRED = "decision_inferred"
+    SUMMARY_MISMATCH = "summary_mismatch"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Span(_Strict):
+    """A half-open character range of the letter text."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Span:
+        if self.end < self.start:
+            raise ValueError(f"span end {self.end} is before start {self.start}")
+        return self
+
+
+class Grounding(_Strict):
+    """Where a verbatim string was found in the letter, and how sure the verifier is."""
+
+    text: str
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+    page: int | None = Field(default=None, ge=1, description="1-based page of start.")
+    match: MatchTier = "none"
+    score: float = Field(default=0.0, ge=0, le=100, description="100 for exact/normalized; rapidfuzz score for fuzzy.")
+
+
+class Quote(Grounding):
+    """A verbatim sentence of the letter that supports the item's decision."""
+
+
+class Citation(Grounding):
+    """One guideline the claims administrator or the expert reviewer relied on."""
+
+    source: GuidelineSource
+    title: str | None = None
+    year: int | None = None
+    topic: str | None = None
+    pages: list[str] = Field(default_factory=list)
+
+
+class Item(_Strict):
+    """One disputed item/service and its decision."""
+
+    item: str = Field(description="Heading text as written, whitespace collapsed, no colon or decision.")
+    decision: Decision | None
+    original_request: str | None = None
+    authorized: str | None = None
+    heading: Span | None = Field(default=None, description="Offsets of the item text in the letter.")
+    claims_administrator_guideline: list[Citation] = Field(default_factory=list)
+    maximus_guideline: list[Citation] = Field(default_factory=list)
+    rationale_summary: str | None = None
+    rationale: Span | None = None
+    quotes: list[Quote] = Field(default_factory=list)
+
+
+class Flag(_Strict):
+    code: FlagCode
+    severity: Severity
+    message: str
+    item: int | None = Field(default=None, ge=0, description="Index into items, if the flag concerns one.")
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+
+
+class Case(_Strict):
+    case_number: str | None = None
+    date_assigned: dt.date | None = None
+    date_of_injury: dt.date | None = None
+    decision_date: dt.date | None = None
+    ur_denial_date: dt.date | None = None
+    priority: str | None = None
+    application_received: dt.date | None = None
+
+
+class Reviewer(_Strict):
+    licensure: list[str] = Field(default_factory=list)
+    specialties: list[str] = Field(default_factory=list)
+
+
+class Patient(_Strict):
+    age: int | None = Field(default=None, ge=0, le=130)
+    sex: Sex | None = None
+
+
+class Usage(_Strict):
+    """Token use summed over retries and re-asks (LLM backends)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated_cost_usd: float | None = None
+
+
+class SourceInfo(_Strict):
+    sha256: str
+    name: str | None = None
+    kind: Literal["pdf", "text"] = "text"
+    page_count: int = Field(ge=1)
+    characters: int = Field(ge=0)
+    layout: str = Field(description="Detected layout: imr-2016, imr-2014, maximus-2015, mpr-2013 or unknown.")
+    backend: str
+    model: str | None = None
+    schema_version: str = SCHEMA_VERSION
+    extractor_version: str = ""
+    usage: Usage | None = None
+
+
+class Determination(_Strict):
+    """One IMR determination letter, extracted and verified."""
+
+    case: Case = Field(default_factory=Case)
+    reviewer: Reviewer = Field(default_factory=Reviewer)
+    patient: Patient = Field(default_factory=Patient)
+    items: list[Item] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+    source: SourceInfo
+
+    @property
+    def ok(self) -> bool:
+        """True when no flag is an error: the result can be trusted without a human look."""
+        return not any(f.severity == "error" for f in self.flags)
+
+    def flags_for(self, item: int) -> list[Flag]:
+        return [f for f in self.flags if f.item == item]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`Determination`, generated from the models."""
+    schema = Determination.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://llm-extract/determination/{SCHEMA_VERSION}"
+    return schema
