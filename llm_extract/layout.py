@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import NotAnIMRLetterError
-from .normalize import collapse
+from .normalize import collapse, furniture_spans
 from .schema import FlagCode, Severity
 
 Span = tuple[int, int]
@@ -396,8 +396,14 @@ def _parse_imr_issues(text: str, parsed: Parsed) -> None:
 
 
 def _letter_end(text: str, start: int) -> int:
+    """Where the last item's text stops: before any signature block and trailing page furniture."""
     trailer = TRAILER.search(text, start)
-    return trailer.start() if trailer else len(text)
+    end = trailer.start() if trailer else len(text)
+    for s, e in reversed(furniture_spans(text[start:end])):
+        if text[start + e : end].strip():
+            break
+        end = start + s
+    return end
 
 
 def _imr_heading(text: str, floor: int, anchor: int, parsed: Parsed, index: int) -> ItemBlock:

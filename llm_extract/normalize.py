@@ -65,7 +65,8 @@ def furniture_spans(text: str) -> list[tuple[int, int]]:
     for m in FURNITURE_LINE.finditer(text):
         line = m.group(0)
         near_break = "\f" in text[max(0, m.start() - FURNITURE_REACH) : m.end() + FURNITURE_REACH]
-        if near_break or re.search(r"page\s+\d+\s+(?:of|/)", line, re.IGNORECASE):
+        at_edge = not text[m.end() :].strip() or not text[: m.start()].strip()
+        if near_break or at_edge or re.search(r"page\s+\d+\s+(?:of|/)", line, re.IGNORECASE):
             spans.append((m.start(), m.end()))
     return spans
 

@@ -1,0 +1,194 @@
+"""The rules backend: the layout parser's segmentation turned into a Determination, no model.
+
+It is the offline default and the cross-check for the LLM backend. What it cannot be sure
+of, it flags: a decision that contradicts the rationale's conclusion, a rationale with no
+conclusion, a letter that stops mid-item, a guideline sentence it could not read.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import __version__
+from .citations import parse_section
+from .ingest import Letter
+from .layout import Parsed
+from .normalize import collapse, sentences
+from .schema import (
+    Case,
+    Determination,
+    Flag,
+    FlagCode,
+    Item,
+    Patient,
+    Quote,
+    Reviewer,
+    SourceInfo,
+    Span,
+)
+
+#: A rules summary is extractive; it is cut to this length so it never becomes the rationale.
+SUMMARY_MAX_CHARS = 300
+#: Quotes per item: the conclusion plus up to two supporting sentences.
+MAX_RULE_QUOTES = 3
+#: A sentence longer than this is a paragraph glued together, not a quotable sentence.
+MAX_QUOTE_CHARS = 600
+
+_F = re.IGNORECASE
+NECESSITY = re.compile(r"medical(?:ly)?[\s\-]+(?:necess|appropriate|reasonable)|\bnecessary\b", _F)
+WEAK_CONCLUSION = re.compile(
+    r"\b(?:is|are|was|were|be)\s+(?:not\s+)?(?:\w+\s+)?(?:supported|recommended|indicated|warranted|established|certified)\b",
+    _F,
+)
+NEGATIVE = re.compile(
+    r"\b(?:not|non|cannot|no|nor|neither|un)\b[\s\-]*(?:\w+[\s\-]+){0,5}?"
+    r"(?:medically[\s\-]+)?(?:necessary|necessity|appropriate|supported|recommended|indicated|warranted|established"
+    r"|certified|reasonable)\b|\bunnecessary\b",
+    _F,
+)
+#: Boilerplate that mentions necessity without concluding (opioid-tapering advice).
+BOILERPLATE = re.compile(r"\badvised\s+to\b|\bweaning\b|should\s+not\s+be\s+interpreted|\bthis\s+decision\s+addresses\b|\bif\s+necessary\b", _F)
+GUIDELINE_WORDS = re.compile(r"\b(?:MTUS|ODG|ACOEM|guidelines?|recommend\w*)\b", _F)
+FINDING_WORDS = re.compile(
+    r"\b(?:no|lack|without|absence|exceed\w*|fail\w*|documentation|documented|evidence|records?)\b", _F
+)
+TERMINAL = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
+
+
+def build(letter: Letter, parsed: Parsed) -> Determination:
+    """A Determination from the layout parse of ``letter`` (not yet verified)."""
+    text = letter.text
+    flags: list[Flag] = [
+        Flag(code=n.code, severity=n.severity, message=n.message, item=n.item,
+             start=n.span[0] if n.span else None, end=n.span[1] if n.span else None)
+        for n in parsed.notes
+    ]
+    items = []
+    for index, block in enumerate(parsed.items):
+        item, item_flags = _item(text, block, index)
+        items.append(item)
+        flags += item_flags
+    if parsed.items:
+        flags += _truncation(text, parsed)
+    header = {name: f.value for name, f in parsed.header.items()}
+    return Determination(
+        case=Case(**header),
+        reviewer=Reviewer(licensure=parsed.licensure, specialties=parsed.specialties),
+        patient=Patient(age=parsed.age, sex=parsed.sex),  # type: ignore[arg-type]
+        items=items,
+        flags=flags,
+        source=SourceInfo(sha256=letter.sha256, name=letter.name, kind=letter.kind, page_count=letter.page_count,
+                          characters=len(text), layout=parsed.layout, backend="rules",
+                          extractor_version=__version__),
+    )
+
+
+def _truncation(text: str, parsed: Parsed) -> list[Flag]:
+    """A letter that stops mid-item: the last rationale is missing, unfinished or inconclusive."""
+    last, index = parsed.items[-1], len(parsed.items) - 1
+    if last.rationale is None:
+        at = last.heading[1]
+        return [Flag(code=FlagCode.TRUNCATED, severity="error", item=index, start=at, end=at,
+                     message="the letter stops before the last item's rationale")]
+    if TERMINAL.search(text[last.rationale[0] : last.rationale[1]]):
+        return []
+    at = last.rationale[1]
+    if conclusion(text, last.rationale) is None:
+        return [Flag(code=FlagCode.TRUNCATED, severity="error", item=index, start=at, end=at,
+                     message="the letter stops mid-sentence, before the last rationale reaches a conclusion")]
+    return [Flag(code=FlagCode.TRUNCATED, severity="warning", item=index, start=at, end=at,
+                 message="the last rationale does not end with a full stop; the letter may be cut short")]
+
+
+def conclusion(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
+    """The sentence of a rationale that states its conclusion (the last one about necessity)."""
+    spans = sentences(text, *span)
+    for pattern in (NECESSITY, WEAK_CONCLUSION):
+        found = [s for s in spans if pattern.search(text, s[0], s[1]) and not BOILERPLATE.search(text, s[0], s[1])]
+        if found:
+            return found[-1]
+    return None
+
+
+def polarity(sentence: str) -> str:
+    """``upheld`` when a conclusion says the request is not necessary, else ``overturned``."""
+    return "upheld" if NEGATIVE.search(sentence) else "overturned"
+
+
+def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
+    flags: list[Flag] = []
+    decision = block.decision
+    quotes: list[Quote] = []
+    summary = None
+    rationale = Span(start=block.rationale[0], end=block.rationale[1]) if block.rationale else None
+    if block.rationale is None or block.rationale[0] >= block.rationale[1]:
+        flags.append(Flag(code=FlagCode.MISSING_RATIONALE, severity="error", item=index,
+                          start=block.heading[0], end=block.heading[1], message="item has no decision rationale"))
+        rationale = None
+    else:
+        concl = conclusion(text, block.rationale)
+        if concl is None:
+            flags.append(Flag(code=FlagCode.NO_CONCLUSION, severity="warning", item=index,
+                              start=block.rationale[0], end=block.rationale[1],
+                              message="the rationale states no conclusion about medical necessity"))
+        else:
+            said = polarity(text[concl[0] : concl[1]])
+            if decision is None and block.decision_inferred:
+                decision = said
+                flags.append(Flag(code=FlagCode.DECISION_INFERRED, severity="info", item=index, start=concl[0],
+                                  end=concl[1], message=f"layout states no decision word; '{said}' read from the "
+                                  "rationale's conclusion"))
+            elif decision in ("upheld", "overturned") and decision != said:
+                code = FlagCode.SUMMARY_MISMATCH if block.decision_inferred else FlagCode.DECISION_CONTRADICTS_RATIONALE
+                flags.append(Flag(code=code, severity="error", item=index, start=concl[0], end=concl[1],
+                                  message=f"decision is '{decision}' but the rationale concludes "
+                                  f"{collapse(text[concl[0]:concl[1]])!r}"))
+        quotes = _quotes(text, block.rationale, concl)
+        summary = _summary(text, block.rationale, concl, decision)
+    citations = {}
+    for field, span in (("claims_administrator_guideline", block.ca), ("maximus_guideline", block.mx)):
+        parsed = parse_section(text, span)
+        citations[field] = parsed.citations
+        for s, e in parsed.unparsed:
+            flags.append(Flag(code=FlagCode.CITATION_UNPARSED, severity="warning", item=index, start=s, end=e,
+                              message=f"{field}: no guideline recognised in {collapse(text[s:e])[:80]!r}"))
+
+    def part(span: tuple[int, int] | None) -> str | None:
+        return collapse(text[span[0] : span[1]]) if span else None
+
+    item = Item(
+        item=collapse(text[block.heading[0] : block.heading[1]]),
+        decision=decision,
+        original_request=part(block.original_request),
+        authorized=part(block.authorized),
+        heading=Span(start=block.heading[0], end=block.heading[1]),
+        rationale_summary=summary,
+        rationale=rationale,
+        quotes=quotes,
+        **citations,
+    )
+    return item, flags
+
+
+def _quotes(text: str, span: tuple[int, int], concl: tuple[int, int] | None) -> list[Quote]:
+    chosen: list[tuple[int, int]] = []
+    candidates = [s for s in sentences(text, *span) if s != concl and s[1] - s[0] <= MAX_QUOTE_CHARS]
+    for pattern in (GUIDELINE_WORDS, FINDING_WORDS):
+        for s in candidates:
+            if s not in chosen and pattern.search(text, s[0], s[1]):
+                chosen.append(s)
+                break
+    chosen = sorted(chosen[: MAX_RULE_QUOTES - 1])
+    if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
+        chosen.append(concl)
+    return [Quote(text=text[s:e], start=s, end=e) for s, e in chosen]
+
+
+def _summary(text: str, span: tuple[int, int], concl: tuple[int, int] | None, decision: str | None) -> str:
+    """Extractive: the key finding, then the conclusion, within SUMMARY_MAX_CHARS."""
+    finding = next((s for s in sentences(text, *span) if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None)
+    parts = [collapse(text[s[0] : s[1]]) for s in (finding, concl) if s]
+    summary = " ".join(parts) or collapse(text[span[0] : span[1]])
+    if len(summary) > SUMMARY_MAX_CHARS:
+        summary = summary[: SUMMARY_MAX_CHARS - 1].rsplit(" ", 1)[0] + "\u2026"
+    return summary
