@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import NotAnIMRLetterError
-from .normalize import collapse, furniture_spans
+from .normalize import FURNITURE_LINE, collapse, furniture_spans
 from .schema import FlagCode, Severity
 
 Span = tuple[int, int]
@@ -253,8 +253,21 @@ def _parse_header(text: str, parsed: Parsed) -> None:
             break
 
 
+#: Specialty names with "and" inside, which prose lists must not split.
+COMPOUND_SPECIALTIES = re.compile(
+    r"Physical\s+Medicine\s+and\s+Rehabilitation|Obstetrics\s+and\s+Gynecology|Psychiatry\s+and\s+Neurology"
+    r"|Hospice\s+and\s+Palliative\s+Medicine|Allergy\s+and\s+Immunology"
+    r"|Public\s+Health\s+and\s+General\s+Preventive\s+Medicine",
+    _F,
+)
+_KEEP_AND = "\u0000"
+
+
 def _split_list(value: str) -> list[str]:
-    return [part.strip(" .;") for part in LIST_SPLIT.split(collapse(value)) if part.strip(" .;")]
+    """Split a prose list ("A, B and C") without breaking compound specialty names."""
+    value = COMPOUND_SPECIALTIES.sub(lambda m: m.group(0).replace(" and ", _KEEP_AND), collapse(value))
+    parts = (part.replace(_KEEP_AND, " and ").strip(" .;") for part in LIST_SPLIT.split(value))
+    return [part for part in parts if part]
 
 
 def _parse_reviewer(text: str, parsed: Parsed) -> None:
@@ -306,26 +319,41 @@ def _line_start(text: str, pos: int, floor: int) -> int:
 
 
 def _walk_back(text: str, line_start: int, floor: int, max_lines: int) -> tuple[int, int]:
-    """Extend a heading upwards over wrapped lines; stop at a blank line or a sentence end.
+    """Extend a heading upwards over wrapped lines; stop at a sentence end or page furniture.
 
-    Returns the heading's start and the number of lines it spans.
+    Blank lines are stepped over, not stopped at: double-spaced letters put one between every
+    line, wrapped headings included. Returns the heading's start and its number of lines.
     """
     start, lines = line_start, 1
-    while start > floor and lines < max_lines:
-        prev_end = start
+    cursor = start
+    while cursor > floor and lines < max_lines:
+        prev_end = cursor
         while prev_end > floor and text[prev_end - 1] in "\r\n\f":
             prev_end -= 1
         if prev_end <= floor:
             break
-        breaks = text[prev_end:start]
-        if breaks.count("\n") > 1 or "\f" in breaks and "\n" in breaks:
-            break  # a blank line separates paragraphs
         prev_start = _line_start(text, prev_end, floor)
         line = text[prev_start:prev_end]
-        if not line.strip() or SENTENCE_END.search(line):
+        cursor = prev_start
+        if not line.strip() or not line.strip("\u00a0 \t"):
+            continue
+        if SENTENCE_END.search(line) or FURNITURE_LINE.match(line):
             break
         start, lines = prev_start, lines + 1
     return start, lines
+
+
+def _before_furniture(text: str, pos: int, floor: int) -> int:
+    """Move ``pos`` back over whitespace and page-furniture lines (a footer between heading and label)."""
+    while True:
+        end = pos
+        while end > floor and text[end - 1].isspace():
+            end -= 1
+        start = _line_start(text, end, floor)
+        if end > start and FURNITURE_LINE.match(text[start:end]):
+            pos = start
+            continue
+        return pos
 
 
 def _trim(text: str, start: int, end: int) -> Span:
@@ -408,6 +436,7 @@ def _letter_end(text: str, start: int) -> int:
 
 def _imr_heading(text: str, floor: int, anchor: int, parsed: Parsed, index: int) -> ItemBlock:
     """Find the heading (and decision) that sits right before the label at ``anchor``."""
+    anchor = _before_furniture(text, anchor, floor)
     look = max(floor, anchor - 600)
     m = DECISION_TAIL.search(text, look, anchor)
     if m:

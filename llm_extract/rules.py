@@ -112,7 +112,8 @@ def conclusion(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
 
 def polarity(sentence: str) -> str:
     """``upheld`` when a conclusion says the request is not necessary, else ``overturned``."""
-    return "upheld" if NEGATIVE.search(sentence) else "overturned"
+    plain = re.sub(r"[\"'\u201c\u201d\u2018\u2019*]", "", collapse(sentence))
+    return "upheld" if NEGATIVE.search(plain) else "overturned"
 
 
 def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
