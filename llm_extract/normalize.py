@@ -45,7 +45,7 @@ _KEPT = re.compile(r"[^\s\-\u00a0\u2007\u202f\ufffe\u00ad\u2010-\u2014]+")
 
 #: Page furniture: running headers/footers that sit next to a page break inside a paragraph.
 FURNITURE_LINE = re.compile(
-    r"^[ \t]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|-?\s*\d{1,3}\s*-?)[ \t]*\r?$",
+    r"^[ \t\f]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|-?\s*\d{1,3}\s*-?)[ \t]*\r?$",
     re.MULTILINE | re.IGNORECASE,
 )
 #: How far from a form feed a line may be and still count as page furniture.

@@ -1,0 +1,693 @@
+"""Scoring extractions against the gold set: pure functions, no I/O, no extractor calls.
+
+Why pure: the same numbers must come out of the CLI, the tests and any notebook, and a metric
+that cannot be computed on a hand-made three-line case cannot be trusted to gate a release.
+
+**Item alignment.** Within one letter, predicted and gold items are paired one-to-one by the
+similarity of their headings: rapidfuzz ``fuzz.token_sort_ratio`` on casefolded,
+whitespace-collapsed text with pdfium's U+FFFE hyphenation mark read as ``-``. Pairs scoring at
+least :data:`ITEM_MATCH_THRESHOLD` (80) are candidates; they are taken greedily by descending
+score (ties: earlier gold item, then earlier predicted item), each item used at most once. A
+matched pair is a true positive, an unmatched predicted item a false positive, an unmatched gold
+item a false negative. Every per-item metric (decision, partial fields, citations, conclusion)
+is computed on the matched pairs; an unmatched gold item counts as wrong wherever the metric is
+"over gold items".
+
+**Confidence intervals.** Letters, not items, are the unit of sampling (items of one letter share
+a layout and a reviewer, so they are not independent). Each metric is a function of counts
+summed over letters; the bootstrap resamples letters with replacement
+:data:`BOOTSTRAP_SAMPLES` times with the fixed seed :data:`BOOTSTRAP_SEED` and reports the
+2.5th and 97.5th percentiles, so two runs on the same predictions give identical reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rapidfuzz import fuzz
+
+from evals.gold import GoldCitation, GoldItem, GoldLetter
+from llm_extract.schema import Citation, Determination, Item
+
+#: Lowest heading similarity (token_sort_ratio, 0-100) at which a predicted item is the gold item.
+ITEM_MATCH_THRESHOLD = 80.0
+#: Lowest fuzz.ratio (0-100) at which a predicted citation title is the gold title.
+TITLE_MATCH_THRESHOLD = 85.0
+#: Bootstrap resamples of the letters, and the seed that makes the intervals reproducible.
+BOOTSTRAP_SAMPLES = 1000
+BOOTSTRAP_SEED = 20240917
+CI_LEVEL = 0.95
+#: A predicted quote lying inside the gold conclusion grounds it only if it covers at least this
+#: share of the conclusion ("medically necessary" alone does not ground a conclusion).
+CONCLUSION_MIN_SHARE = 0.5
+#: Characters of letter text shown around a mismatch: this many before the span, the rest after.
+CONTEXT_CHARS = 160
+CONTEXT_BEFORE = 60
+#: Quote tiers whose quote the verifier vouched for without any flag.
+VOUCHED_TIERS = ("exact", "normalized")
+MATCH_TIERS = ("exact", "normalized", "fuzzy", "none")
+
+GUIDELINE_FIELDS = ("claims_administrator_guideline", "maximus_guideline")
+GUIDELINE_SHORT = {"claims_administrator_guideline": "claims_administrator", "maximus_guideline": "maximus"}
+CITATION_PARTS = ("sources", "titles", "pages")
+PARTIAL_FIELDS = ("original_request", "authorized")
+CASE_FIELDS = (
+    "case_number",
+    "date_assigned",
+    "date_of_injury",
+    "decision_date",
+    "ur_denial_date",
+    "priority",
+    "application_received",
+)
+REVIEWER_FIELDS = ("licensure", "specialties")
+PATIENT_FIELDS = ("age", "sex")
+
+Kind = Literal["prf", "accuracy", "count"]
+#: Column order of the per-letter counts of each metric kind.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "prf": ("tp", "fp", "fn"),
+    "accuracy": ("correct", "total"),
+    "count": ("count",),
+}
+
+_WS = re.compile(r"\s+")
+_NON_ALNUM = re.compile(r"[\W_]+")
+_HYPHENS = "-\ufffe\u00ad\u2010\u2011\u2012\u2013\u2014"
+#: Running headers/footers a quote may legitimately span (its words are judged without them).
+_FURNITURE = re.compile(
+    r"^[ \t]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|-?\s*\d{1,3}\s*-?)[ \t]*\r?$",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation and alignment
+# --------------------------------------------------------------------------------------------
+
+
+def collapse(text: str) -> str:
+    """Whitespace runs to one space and U+FFFE read as '-': how GUIDE.md says labels are copied."""
+    return _WS.sub(" ", text.replace("\ufffe", "-").replace("\u00a0", " ")).strip()
+
+
+def heading_key(text: str) -> str:
+    """The form headings are compared in: collapsed and casefolded."""
+    return collapse(text).casefold()
+
+
+def title_key(text: str | None) -> str:
+    """Titles compare on letters and digits only ("Low Back" == "low-back"), casefolded."""
+    return _NON_ALNUM.sub("", (text or "").casefold())
+
+
+def alnum_fold(text: str) -> str:
+    """Letters and digits only, casefolded: the words of a text in order, nothing else."""
+    return _NON_ALNUM.sub("", text.casefold())
+
+
+def greedy_pairs(scores: Iterable[tuple[float, int, int]], threshold: float) -> list[tuple[int, int, float]]:
+    """One-to-one pairs (a, b, score) taken by descending score; ties go to lower indices."""
+    ranked = sorted((s for s in scores if s[0] >= threshold), key=lambda s: (-s[0], s[1], s[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    pairs = []
+    for score, a, b in ranked:
+        if a not in used_a and b not in used_b:
+            used_a.add(a)
+            used_b.add(b)
+            pairs.append((a, b, score))
+    return sorted(pairs)
+
+
+def align_items(
+    gold: Sequence[str], predicted: Sequence[str], threshold: float = ITEM_MATCH_THRESHOLD
+) -> list[tuple[int, int, float]]:
+    """Pair gold headings with predicted headings: ``(gold_index, predicted_index, score)``."""
+    gold_keys = [heading_key(g) for g in gold]
+    pred_keys = [heading_key(p) for p in predicted]
+    scores = (
+        (fuzz.token_sort_ratio(g, p), gi, pi)
+        for gi, g in enumerate(gold_keys)
+        for pi, p in enumerate(pred_keys)
+    )
+    return greedy_pairs(scores, threshold)
+
+
+# --------------------------------------------------------------------------------------------
+# Set comparisons
+# --------------------------------------------------------------------------------------------
+
+
+def compare_sets(gold: Iterable[str], predicted: Iterable[str]) -> tuple[int, int, int]:
+    """(tp, fp, fn) of two sets."""
+    g, p = set(gold), set(predicted)
+    return len(g & p), len(p - g), len(g - p)
+
+
+def compare_titles(
+    gold: Iterable[str | None], predicted: Iterable[str | None], threshold: float = TITLE_MATCH_THRESHOLD
+) -> tuple[int, int, int]:
+    """(tp, fp, fn) of two title sets; a predicted title matches an unmatched gold title by fuzz.ratio."""
+    g = sorted({title_key(t) for t in gold} - {""})
+    p = sorted({title_key(t) for t in predicted} - {""})
+    pairs = greedy_pairs(
+        ((fuzz.ratio(gt, pt), gi, pi) for gi, gt in enumerate(g) for pi, pt in enumerate(p)), threshold
+    )
+    return len(pairs), len(p) - len(pairs), len(g) - len(pairs)
+
+
+def page_key(page: str) -> str:
+    return _WS.sub("", page.replace("\ufffe", "-"))
+
+
+def citation_values(
+    citations: Sequence[GoldCitation] | Sequence[Citation], part: str
+) -> list[str | None]:
+    """The values of one citation part (sources, titles, pages) a guideline field holds."""
+    if part == "sources":
+        return [c.source for c in citations]
+    if part == "titles":
+        return [c.title for c in citations]
+    return [page_key(p) for c in citations for p in c.pages]
+
+
+def compare_citations(
+    gold: Sequence[GoldCitation], predicted: Sequence[Citation], part: str
+) -> tuple[int, int, int]:
+    """(tp, fp, fn) of one guideline field of one matched item, compared as sets."""
+    g, p = citation_values(gold, part), citation_values(predicted, part)
+    if part == "titles":
+        return compare_titles(g, p)
+    return compare_sets([x for x in g if x], [x for x in p if x])
+
+
+# --------------------------------------------------------------------------------------------
+# Ratios and the bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def prf(tp: float, fp: float, fn: float) -> tuple[float | None, float | None, float | None]:
+    """Precision, recall and F1; None where undefined (nothing predicted / nothing to find)."""
+    precision = ratio(tp, tp + fp)
+    recall = ratio(tp, tp + fn)
+    f1 = ratio(2 * tp, 2 * tp + fp + fn)
+    return precision, recall, f1
+
+
+def metric_value(kind: Kind, totals: Sequence[float]) -> float | None:
+    """The headline value of a metric from its summed counts: F1, accuracy, or the count."""
+    if kind == "prf":
+        return prf(*totals)[2]
+    if kind == "accuracy":
+        return ratio(totals[0], totals[1])
+    return float(totals[0])
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default), q in [0, 1]."""
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def bootstrap_weights(n: int, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> list[list[int]]:
+    """How often each of ``n`` letters is drawn in each resample; shared by every metric."""
+    rng = random.Random(seed)
+    weights = []
+    for _ in range(samples):
+        w = [0] * n
+        for i in rng.choices(range(n), k=n):
+            w[i] += 1
+        weights.append(w)
+    return weights
+
+
+def bootstrap_ci(
+    rows: Sequence[Sequence[float]],
+    value: Callable[[Sequence[float]], float | None],
+    weights: Sequence[Sequence[int]] | None = None,
+    level: float = CI_LEVEL,
+) -> tuple[float | None, float | None]:
+    """Percentile interval of ``value(summed rows)`` over letter resamples.
+
+    ``rows`` holds one tuple of counts per letter. Resamples where the metric is undefined
+    (say, no gold partial item drawn) are skipped.
+    """
+    if not rows:
+        return None, None
+    if weights is None:
+        weights = bootstrap_weights(len(rows))
+    columns = list(zip(*rows))
+    estimates = []
+    for w in weights:
+        totals = [sum(map(operator.mul, w, col)) for col in columns]
+        v = value(totals)
+        if v is not None:
+            estimates.append(v)
+    if not estimates:
+        return None, None
+    estimates.sort()
+    tail = (1 - level) / 2
+    return _percentile(estimates, tail), _percentile(estimates, 1 - tail)
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring one letter
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LetterResult:
+    """One gold letter and what the extractor made of it (``prediction`` None when it failed)."""
+
+    gold: GoldLetter
+    prediction: Determination | None
+    text: str = ""
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass
+class LetterScore:
+    """Per-letter counts for every metric plus the mismatches a reviewer should open."""
+
+    letter: str
+    counts: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)
+    quote_tiers: Counter = field(default_factory=Counter)
+    flags: Counter = field(default_factory=Counter)
+    error_flags: list[str] = field(default_factory=list)
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def _add(counts: dict[str, tuple[float, ...]], name: str, values: Sequence[float]) -> None:
+    old = counts.get(name)
+    counts[name] = tuple(values) if old is None else tuple(a + b for a, b in zip(old, values))
+
+
+def locate(text: str, needle: str | None, start: int = 0) -> int | None:
+    """Offset of ``needle`` in the raw letter text, tolerant of line breaks, case and U+FFFE."""
+    needle = collapse(needle or "")
+    if not needle or not text:
+        return None
+    parts = []
+    for ch in needle:
+        if ch == " ":
+            parts.append(r"\s+")
+        elif ch in _HYPHENS:
+            parts.append(f"[{_HYPHENS}]\\s*")
+        else:
+            parts.append(re.escape(ch))
+    m = re.compile("".join(parts), re.IGNORECASE).search(text, start)
+    if m is None and start:
+        m = re.compile("".join(parts), re.IGNORECASE).search(text)
+    return m.start() if m else None
+
+
+def context(text: str, offset: int | None) -> str:
+    """About :data:`CONTEXT_CHARS` characters of letter text around ``offset``, collapsed."""
+    if not text or offset is None:
+        return ""
+    lo = max(0, offset - CONTEXT_BEFORE)
+    hi = min(len(text), lo + CONTEXT_CHARS)
+    snippet = collapse(text[lo:hi])
+    return ("\u2026" if lo > 0 else "") + snippet + ("\u2026" if hi < len(text) else "")
+
+
+_CASE_LABELS = {
+    "case_number": r"Case\s+Number",
+    "date_assigned": r"Date\s+Assigned",
+    "date_of_injury": r"Date\s+of\s+Injury",
+    "decision_date": r"Decision\s+Date|Dated:",
+    "ur_denial_date": r"UR\s+Denial\s+Date|Date\s+of\s+UR\s+Decision",
+    "priority": r"Priority",
+    "application_received": r"Application\s+Received",
+}
+_REVIEWER_LABELS = r"State\(s\)\s+of\s+Licensure|Certification\(s\)|Board\s+Certified|licensed\s+to\s+practice"
+_PATIENT_LABELS = r"\b\d{1,3}\s*-?\s*(?:year|yr|y/o|yo\b)"
+
+
+def _search(text: str, pattern: str) -> int | None:
+    m = re.search(pattern, text, re.IGNORECASE)
+    return m.start() if m else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _header_value(value: Any) -> Any:
+    """Header values compare as ISO dates / collapsed strings."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return collapse(value) or None
+    return value
+
+
+def quote_in_letter(quote: str, letter_collapsed: str, letter_words: str) -> bool:
+    """Is the quote really in the letter? Checked independently of the verifier.
+
+    First verbatim after collapsing whitespace; failing that, its letters and digits in order
+    among the letter's letters and digits with page headers/footers removed (so a quote the
+    verifier legitimately matched across a page break or a line-end hyphen still counts).
+    """
+    collapsed = collapse(quote)
+    if not collapsed:
+        return False
+    if collapsed in letter_collapsed:
+        return True
+    words = alnum_fold(quote)
+    return bool(words) and words in letter_words
+
+
+def letter_folds(text: str) -> tuple[str, str]:
+    """The two forms of the letter :func:`quote_in_letter` searches."""
+    return collapse(text), alnum_fold(_FURNITURE.sub(" ", text))
+
+
+def conclusion_grounded(conclusion: str, quotes: Iterable[str]) -> bool:
+    """Does some predicted quote overlap the gold conclusion sentence (collapsed text)?"""
+    gold = collapse(conclusion)
+    for q in quotes:
+        quote = collapse(q)
+        if not quote:
+            continue
+        if gold in quote:
+            return True
+        if quote in gold and len(quote) >= CONCLUSION_MIN_SHARE * len(gold):
+            return True
+    return False
+
+
+def _mismatch(
+    letter: str,
+    kind: str,
+    field_name: str,
+    item: str | None,
+    gold: Any,
+    predicted: Any,
+    text: str,
+    offset: int | None,
+) -> dict[str, Any]:
+    return {
+        "letter": letter,
+        "kind": kind,
+        "field": field_name,
+        "item": item,
+        "gold": _jsonable(gold),
+        "predicted": _jsonable(predicted),
+        "offset": offset,
+        "context": context(text, offset),
+    }
+
+
+def _citation_offset(text: str, pred_item: Item, field_name: str, gold_cits: Sequence[GoldCitation]) -> int | None:
+    """Where a reviewer should look for a citation mismatch: the predicted citation, else the label."""
+    for c in getattr(pred_item, field_name):
+        if c.start is not None:
+            return c.start
+    after = pred_item.heading.start if pred_item.heading else 0
+    label = r"Claims\s+Administrator\s+guideline" if field_name.startswith("claims") else r"MAXIMUS\s+guideline"
+    m = re.compile(label, re.IGNORECASE).search(text, after)
+    if m:
+        return m.start()
+    for c in gold_cits:
+        pos = locate(text, c.title, after)
+        if pos is not None:
+            return pos
+    return pred_item.heading.start if pred_item.heading else None
+
+
+def _citation_repr(citations: Sequence[GoldCitation] | Sequence[Citation], part: str) -> list[str]:
+    values = citation_values(citations, part)
+    return sorted({v for v in values if v})
+
+
+def score_letter(result: LetterResult) -> LetterScore:
+    """Every count and mismatch for one letter; a failed letter misses all its gold items."""
+    gold, pred, text = result.gold, result.prediction, result.text
+    name = gold.letter
+    score = LetterScore(letter=name)
+    counts = score.counts
+    mm = score.mismatches
+    pred_items = pred.items if pred is not None else []
+    pairs = align_items([g.item for g in gold.items], [p.item for p in pred_items])
+    score.pairs = pairs
+    gold_to_pred = {gi: pi for gi, pi, _ in pairs}
+    pred_matched = {pi for _, pi, _ in pairs}
+
+    if result.error is not None:
+        mm.append(_mismatch(name, "failed_letter", "extract", None, None, result.error, text, None))
+    _add(counts, "failed_letters", [1 if pred is None else 0])
+
+    # Items.
+    _add(counts, "items", [len(pairs), len(pred_items) - len(pairs), len(gold.items) - len(pairs)])
+    for gi, g in enumerate(gold.items):
+        if gi not in gold_to_pred:
+            mm.append(_mismatch(name, "missing_item", "item", g.item, g.item, None, text, locate(text, g.item)))
+    for pi, p in enumerate(pred_items):
+        if pi not in pred_matched:
+            offset = p.heading.start if p.heading else locate(text, p.item)
+            mm.append(_mismatch(name, "extra_item", "item", p.item, None, p.item, text, offset))
+
+    # Per gold item: decision, partial fields, citations, conclusion.
+    for gi, g in enumerate(gold.items):
+        p = pred_items[gold_to_pred[gi]] if gi in gold_to_pred else None
+        where = (p.heading.start if p is not None and p.heading else None) or locate(text, g.item)
+        correct = p is not None and p.decision == g.decision
+        _add(counts, "decisions", [int(correct), 1])
+        _add(counts, "decisions.matched", [int(correct), int(p is not None)])
+        if p is not None and not correct:
+            mm.append(_mismatch(name, "decision", "decision", g.item, g.decision, p.decision, text, where))
+        for fname in PARTIAL_FIELDS:
+            gv = getattr(g, fname)
+            pv = getattr(p, fname) if p is not None else None
+            same = gv is not None and pv is not None and collapse(gv) == collapse(pv)
+            if gv is not None:
+                _add(counts, fname, [int(same), 1])
+            else:
+                _add(counts, fname, [0, 0])
+            if p is not None and (gv is not None or pv is not None) and not same:
+                offset = locate(text, gv or pv) if (gv or pv) else where
+                mm.append(_mismatch(name, "partial_field", fname, g.item, gv, pv, text, offset or where))
+        if g.conclusion is not None:
+            hit = p is not None and conclusion_grounded(g.conclusion, [q.text for q in p.quotes])
+            _add(counts, "conclusion_grounding", [int(hit), 1])
+            if p is not None and not hit:
+                mm.append(
+                    _mismatch(
+                        name,
+                        "conclusion",
+                        "quotes",
+                        g.item,
+                        g.conclusion,
+                        [collapse(q.text) for q in p.quotes],
+                        text,
+                        locate(text, g.conclusion),
+                    )
+                )
+        if p is None:
+            continue
+        for fname in GUIDELINE_FIELDS:
+            gc, pc = getattr(g, fname), getattr(p, fname)
+            offset: int | None = None
+            for part in CITATION_PARTS:
+                tp, fp, fn = compare_citations(gc, pc, part)
+                _add(counts, f"citation_{part}", [tp, fp, fn])
+                _add(counts, f"citation_{part}.{GUIDELINE_SHORT[fname]}", [tp, fp, fn])
+                if fp or fn:
+                    if offset is None:
+                        offset = _citation_offset(text, p, fname, gc)
+                    mm.append(
+                        _mismatch(
+                            name,
+                            f"citation_{part[:-1] if part != 'pages' else 'pages'}",
+                            f"{fname}.{part}",
+                            g.item,
+                            _citation_repr(gc, part),
+                            _citation_repr(pc, part),
+                            text,
+                            offset,
+                        )
+                    )
+
+    # Header, reviewer, patient: accuracy over letters where either side has a value.
+    for section, fields in (("case", CASE_FIELDS), ("reviewer", REVIEWER_FIELDS), ("patient", PATIENT_FIELDS)):
+        for fname in fields:
+            gv = getattr(getattr(gold, section), fname)
+            pv = getattr(getattr(pred, section), fname) if pred is not None else None
+            if section == "reviewer":
+                gv = [collapse(x) for x in gv] or None
+                pv = [collapse(x) for x in pv] if pv else None
+            else:
+                gv, pv = _header_value(gv), _header_value(pv)
+            key = f"{section}.{fname}"
+            if gv is None and pv is None:
+                _add(counts, key, [0, 0])
+                if section == "case":
+                    _add(counts, "header", [0, 0])
+                continue
+            same = gv == pv
+            _add(counts, key, [int(same), 1])
+            if section == "case":
+                _add(counts, "header", [int(same), 1])
+            if not same:
+                if section == "case":
+                    offset = _search(text, _CASE_LABELS[fname])
+                elif section == "reviewer":
+                    offset = _search(text, _REVIEWER_LABELS)
+                else:
+                    offset = _search(text, _PATIENT_LABELS)
+                mm.append(_mismatch(name, section, key, None, gv, pv, text, offset))
+
+    # Quotes: tiers, and quotes the verifier vouched for that are not in the letter.
+    fabricated = 0
+    total_quotes = 0
+    if pred is not None:
+        letter_collapsed, letter_words = letter_folds(text)
+        for p in pred.items:
+            for q in p.quotes:
+                total_quotes += 1
+                score.quote_tiers[q.match] += 1
+                if q.match in VOUCHED_TIERS and not quote_in_letter(q.text, letter_collapsed, letter_words):
+                    fabricated += 1
+                    mm.append(
+                        _mismatch(name, "fabricated_quote", "quotes", p.item, None, collapse(q.text), text, q.start)
+                    )
+        for f in pred.flags:
+            score.flags[f.code.value] += 1
+            if f.severity == "error":
+                score.error_flags.append(f.code.value)
+    for tier in MATCH_TIERS:
+        _add(counts, f"quotes.{tier}", [score.quote_tiers[tier], total_quotes])
+    _add(counts, "fabricated_quotes", [fabricated])
+
+    decisions = counts["decisions"] if gold.items else (0, 0)
+    score.row = {
+        "letter": name,
+        "id": letter_id(name),
+        "layout": pred.source.layout if pred is not None else None,
+        "error": result.error,
+        "gold_items": len(gold.items),
+        "predicted_items": len(pred_items),
+        "matched_items": len(pairs),
+        "decisions_correct": int(decisions[0]),
+        "quotes": total_quotes,
+        "fabricated_quotes": fabricated,
+        "flags": dict(sorted(score.flags.items())),
+        "error_flags": sorted(set(score.error_flags)),
+        "mismatches": len(mm),
+    }
+    return score
+
+
+def letter_id(path: str) -> str:
+    """Short name of a letter for tables: its file stem."""
+    return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is, how its counts combine, and which direction is better."""
+
+    name: str
+    kind: Kind
+    label: str
+    higher_is_better: bool = True
+
+
+def metric_specs() -> list[MetricSpec]:
+    """Every summary metric, in report order."""
+    specs = [
+        MetricSpec("items", "prf", "Items (heading alignment)"),
+        MetricSpec("decisions", "accuracy", "Decision accuracy (end to end)"),
+        MetricSpec("decisions.matched", "accuracy", "Decision accuracy (matched items)"),
+        MetricSpec("original_request", "accuracy", "Original request (partial items)"),
+        MetricSpec("authorized", "accuracy", "Authorized (partial items)"),
+    ]
+    for part in CITATION_PARTS:
+        specs.append(MetricSpec(f"citation_{part}", "prf", f"Citation {part} (both fields)"))
+        for fname, short in GUIDELINE_SHORT.items():
+            label = "claims administrator" if fname.startswith("claims") else "MAXIMUS"
+            specs.append(MetricSpec(f"citation_{part}.{short}", "prf", f"Citation {part} ({label})"))
+    specs.append(MetricSpec("header", "accuracy", "Header fields (all)"))
+    specs += [MetricSpec(f"case.{f}", "accuracy", f"Header {f}") for f in CASE_FIELDS]
+    specs += [MetricSpec(f"reviewer.{f}", "accuracy", f"Reviewer {f}") for f in REVIEWER_FIELDS]
+    specs += [MetricSpec(f"patient.{f}", "accuracy", f"Patient {f}") for f in PATIENT_FIELDS]
+    specs.append(MetricSpec("conclusion_grounding", "accuracy", "Conclusion grounded by a quote"))
+    for tier in MATCH_TIERS:
+        specs.append(MetricSpec(f"quotes.{tier}", "accuracy", f"Quotes matched {tier}", tier in VOUCHED_TIERS))
+    specs.append(MetricSpec("fabricated_quotes", "count", "Fabricated quotes not flagged", False))
+    specs.append(MetricSpec("failed_letters", "count", "Letters that failed to extract", False))
+    return specs
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def summarize(
+    scores: Sequence[LetterScore],
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, dict[str, Any]]:
+    """Every metric over all letters, with counts and a bootstrap CI over letters."""
+    weights = bootstrap_weights(len(scores), samples, seed) if scores else []
+    summary: dict[str, dict[str, Any]] = {}
+    for spec in metric_specs():
+        width = len(COLUMNS[spec.kind])
+        rows = [s.counts.get(spec.name, (0,) * width) for s in scores]
+        totals = [sum(col) for col in zip(*rows)] if rows else [0] * width
+        value = metric_value(spec.kind, totals)
+        entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind, "higher_is_better": spec.higher_is_better}
+        entry["value"] = _round(value)
+        if value is None:
+            low = high = None
+        else:
+            low, high = bootstrap_ci(rows, lambda t, k=spec.kind: metric_value(k, t), weights)
+        entry["ci_low"], entry["ci_high"] = _round(low), _round(high)
+        for col, total in zip(COLUMNS[spec.kind], totals):
+            entry[col] = int(total)
+        if spec.kind == "prf":
+            precision, recall, f1 = prf(*totals)
+            entry.update(precision=_round(precision), recall=_round(recall), f1=_round(f1))
+        summary[spec.name] = entry
+    return summary
+
+
+def flag_summary(scores: Sequence[LetterScore], results: Sequence[LetterResult]) -> dict[str, Any]:
+    """Flag counts by code and severity, and which letters carry error flags."""
+    by_code: Counter = Counter()
+    by_severity: Counter = Counter()
+    for r in results:
+        if r.prediction is not None:
+            for f in r.prediction.flags:
+                by_code[f.code.value] += 1
+                by_severity[f.severity] += 1
+    return {
+        "by_code": dict(sorted(by_code.items())),
+        "by_severity": dict(sorted(by_severity.items())),
+        "letters_with_errors": sorted(s.letter for s in scores if s.error_flags),
+    }
