@@ -68,8 +68,11 @@ DECISION_BASED_ON = re.compile(r"Decision\s+based\s+on\s+", _F)
 NON_MTUS = re.compile(r"Non[\s\-\ufffe]*MTUS\s+(?:Citation\s*:?\s*)?", _F)
 MTUS_PREFIX = re.compile(r"(?:the\s+)?MTUS\s+", _F)
 ODG_NAME = re.compile(r"Official\s+Disability\s+Guidelines?(?:\s*\(ODG\))?|\bODG\b|odg[\-\ufffe\s]*twc", _F)
-ACOEM_NAME = re.compile(r"\bACOEM\b(?:\s+Occupational\s+Medicine\s+Practice\s+Guidelines,?(?:\s+\d\w*\s+ed\.?,?)?)?"
-                        r"(?:\s+Guidelines?)?", _F)
+ACOEM_NAME = re.compile(
+    r"\bACOEM\b(?:\s+Occupational\s+Medicine\s+Practice\s+Guidelines,?(?:\s+\d\w*\s+ed\.?,?)?)?"
+    r"(?:\s+Guidelines?)?",
+    _F,
+)
 YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 PAGES = re.compile(
     r"(?:Page\(s\)\s*:?\s*(?:page\(s\)\s*)?|\bpage\(s\)\s*:?\s*|\bpages?\s+|\bpgs?\.?\s*|\bpp\.?\s*)"
@@ -189,8 +192,15 @@ def _mtus(text: str, cite_start: int, titles_from: int, stop: int) -> list[Citat
         topic = re.sub(r"^\s*(?:Guidelines)?\s*,?", "", topic)
         e = m.end() + len(fragment)
         out.append(
-            _make(text, (s, e), source="MTUS", title=title, year=_year(text[m.end() : e]),
-                  topic=_clean_topic(topic), pages=_pages(fragment))
+            _make(
+                text,
+                (s, e),
+                source="MTUS",
+                title=title,
+                year=_year(text[m.end() : e]),
+                topic=_clean_topic(topic),
+                pages=_pages(fragment),
+            )
         )
     return out
 
@@ -200,11 +210,20 @@ def _unknown_mtus(text: str, start: int, stop: int) -> list[Citation]:
     if not collapse(fragment):
         return []
     cut = re.search(r"\s(?:19|20)\d\d\b|Section\(s\)|Page\(s\)|\.\s*\Z", fragment)
-    title = collapse(re.sub(r"^MTUS\s+", "", fragment[: cut.start() if cut else len(fragment)])).strip(TRAILING_JUNK)
+    title = collapse(re.sub(r"^MTUS\s+", "", fragment[: cut.start() if cut else len(fragment)])).strip(
+        TRAILING_JUNK
+    )
     sections = SECTIONS.search(fragment)
     return [
-        _make(text, (start, stop), source="MTUS", title=title or None, year=_year(fragment),
-              topic=_clean_topic(fragment[sections.end() :]) if sections else None, pages=_pages(fragment))
+        _make(
+            text,
+            (start, stop),
+            source="MTUS",
+            title=title or None,
+            year=_year(fragment),
+            topic=_clean_topic(fragment[sections.end() :]) if sections else None,
+            pages=_pages(fragment),
+        )
     ]
 
 
@@ -220,8 +239,11 @@ def _non_mtus(text: str, start: int, stop: int) -> list[Citation]:
     fragment = text[start:stop]
     cuts = [0]
     first = _source_of(fragment)
-    for m in re.finditer(r"\s+and\s+(?:the\s+)?(?=Official\s+Disability|ODG\b|ACOEM\b)|;\s*(?=Official|ODG\b|ACOEM\b)",
-                         fragment, _F):
+    for m in re.finditer(
+        r"\s+and\s+(?:the\s+)?(?=Official\s+Disability|ODG\b|ACOEM\b)|;\s*(?=Official|ODG\b|ACOEM\b)",
+        fragment,
+        _F,
+    ):
         if _source_of(fragment[m.end() :]) != first or first == "other":
             cuts.append(m.end())
     out = []
@@ -231,8 +253,11 @@ def _non_mtus(text: str, start: int, stop: int) -> list[Citation]:
         piece = text[s:e]
         source = _source_of(piece)
         title, topic = _title_topic(piece, source)
-        out.append(_make(text, (s, e), source=source, title=title, topic=topic, year=_year(piece),
-                         pages=_pages(piece)))
+        out.append(
+            _make(
+                text, (s, e), source=source, title=title, topic=topic, year=_year(piece), pages=_pages(piece)
+            )
+        )
     return out
 
 
@@ -263,8 +288,9 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
 
 def _prose(text: str, start: int, end: int) -> SectionParse:
     """Older layouts: guideline names inside sentences."""
-    if NOT_A_CITATION.search(text, start, end) and not (_MTUS_ANY.search(text, start, end)
-                                                        or ODG_NAME.search(text, start, end)):
+    if NOT_A_CITATION.search(text, start, end) and not (
+        _MTUS_ANY.search(text, start, end) or ODG_NAME.search(text, start, end)
+    ):
         return SectionParse([], [])
     citations: list[Citation] = []
     unparsed: list[Span] = []
@@ -280,15 +306,33 @@ def _prose(text: str, start: int, end: int) -> SectionParse:
             topic = tail[: page.start()] if page else tail
             title = _MTUS_NAMES[int(mtus.lastgroup[1:])]  # type: ignore[index]
             cite_end = s + mtus.end() + len(tail)
-            citations.append(_make(text, (s + mtus.start(), cite_end), source="MTUS", title=title,
-                                   year=_year(tail), topic=_clean_topic(topic), pages=_pages(tail)))
+            citations.append(
+                _make(
+                    text,
+                    (s + mtus.start(), cite_end),
+                    source="MTUS",
+                    title=title,
+                    year=_year(tail),
+                    topic=_clean_topic(topic),
+                    pages=_pages(tail),
+                )
+            )
         elif odg or acoem:
             first = odg if odg and (not acoem or odg.start() < acoem.start()) else acoem
             tail = re.split(r",?\s+which\s+(?:is|are)\b", sentence[first.start() :], maxsplit=1, flags=_F)[0]
             source = _source_of(tail)
             title, topic = _title_topic(tail, source)
-            citations.append(_make(text, (s + first.start(), s + first.start() + len(tail)), source=source,
-                                   title=title, topic=topic, year=_year(tail), pages=_pages(tail)))
+            citations.append(
+                _make(
+                    text,
+                    (s + first.start(), s + first.start() + len(tail)),
+                    source=source,
+                    title=title,
+                    topic=topic,
+                    year=_year(tail),
+                    pages=_pages(tail),
+                )
+            )
         elif collapse(sentence) and not NOT_A_CITATION.search(sentence):
             unparsed.append(_trim(text, s, e))
     return SectionParse(citations, unparsed)

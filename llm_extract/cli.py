@@ -13,7 +13,7 @@ import sys
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -28,7 +28,9 @@ EXIT_USAGE = 2
 EXIT_FLAGGED = 3
 EXIT_INTERNAL = 70
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="IMR determination letters to verified JSON.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="IMR determination letters to verified JSON."
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -37,7 +39,7 @@ class OutputFormat(str, Enum):
     jsonl = "jsonl"
 
 
-def _write(text: str, out: Optional[Path]) -> None:
+def _write(text: str, out: Path | None) -> None:
     """Write to stdout, or atomically to ``out`` (a crash never leaves half a file)."""
     if out is None:
         sys.stdout.write(text)
@@ -56,10 +58,10 @@ def _write(text: str, out: Optional[Path]) -> None:
 @app.command("extract")
 def extract_cmd(
     files: Annotated[list[Path], typer.Argument(help="Letters: .pdf or .txt files.", show_default=False)],
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="json (one object, or an array) or jsonl.")] = (
-        OutputFormat.json
-    ),
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="json (one object, or an array) or jsonl.")
+    ] = (OutputFormat.json),
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     backend: Annotated[str, typer.Option(help=f"Extraction backend: {', '.join(BACKENDS)}.")] = "rules",
     strict: Annotated[bool, typer.Option(help="Exit 3 when any result carries an error flag.")] = False,
 ) -> None:
@@ -95,7 +97,7 @@ def extract_cmd(
 
 @app.command("schema")
 def schema_cmd(
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print the JSON Schema of a Determination, generated from the pydantic models."""
     _write(json.dumps(json_schema(), indent=2) + "\n", out)
@@ -126,8 +128,10 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if os.environ.get("LLM_EXTRACT_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set LLM_EXTRACT_DEBUG=1 for a traceback)",
-                  markup=False)
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} (set LLM_EXTRACT_DEBUG=1 for a traceback)",
+            markup=False,
+        )
         sys.exit(EXIT_INTERNAL)
 
 

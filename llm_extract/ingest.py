@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from .errors import (
     BinaryInputError,
@@ -23,7 +23,7 @@ from .errors import (
     UnreadablePDFError,
 )
 
-LetterInput = Union[str, bytes, bytearray, os.PathLike]
+LetterInput = str | bytes | bytearray | os.PathLike
 
 #: Real IMR letters are 3-30 kB of text; anything far beyond is not one letter.
 MAX_INPUT_BYTES = 8 * 1024 * 1024

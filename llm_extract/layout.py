@@ -48,12 +48,15 @@ DR_LABEL = re.compile(r"Decision\s+rationale\s*:", _F)
 
 MAXIMUS_DECISIONS = re.compile(r"IMR\s+DECISION\(S\)\s+AND\s+RATIONALE\(S\)\s*:?", _F)
 MAXIMUS_ITEM = re.compile(
-    r"(?m)^[ \t]*(\d+)\)[ \t]+Regarding\s+the\s+request\s+for\s+(?P<item>.+?)\s*:[ \t]*(?=\r?\n|\f)", re.DOTALL | _F
+    r"(?m)^[ \t]*(\d+)\)[ \t]+Regarding\s+the\s+request\s+for\s+(?P<item>.+?)\s*:[ \t]*(?=\r?\n|\f)",
+    re.DOTALL | _F,
 )
 MAXIMUS_CA = re.compile(
     r"Medical\s+Treatment\s+Guideline\(s\)\s+Used\s+by\s+the\s+Claims\s+Administrator\s*(?:\(UR\))?\s*:", _F
 )
-MAXIMUS_MX = re.compile(r"Medical\s+Treatment\s+Guideline\(s\)\s+Relied\s+on\s+by\s+the\s+Expert\s+Reviewer\s*:", _F)
+MAXIMUS_MX = re.compile(
+    r"Medical\s+Treatment\s+Guideline\(s\)\s+Relied\s+on\s+by\s+the\s+Expert\s+Reviewer\s*:", _F
+)
 MAXIMUS_DR = re.compile(r"Rationale\s+for\s+the\s+Decision\s*:", _F)
 MAXIMUS_SUMMARY = re.compile(
     r"(?m)^[ \t]*\d+\)[ \t]+MAXIMUS\s+Federal\s+Services,\s+Inc\.\s+has\s+determined\s+the\s+request(?:ed)?\s+"
@@ -75,7 +78,8 @@ MPR_GUIDELINES = re.compile(
     r"MEDICAL\s+TREATMENT\s+GUIDELINE\(S\)\s+RELIED\s+UPON\s+BY\s+PROFESSIONAL\s+REVIEWER\s+AND\s+WHY\s*:", _F
 )
 MPR_RATIONALE = re.compile(
-    r"RATIONALE\s+FOR\s+WHY\s+THE\s+REQUESTED\s+TREATMENT/SERVICE\s+IS/WAS\s+NOT\s+MEDICALLY\s+NECESSARY\s*:", _F
+    r"RATIONALE\s+FOR\s+WHY\s+THE\s+REQUESTED\s+TREATMENT/SERVICE\s+IS/WAS\s+NOT\s+MEDICALLY\s+NECESSARY\s*:",
+    _F,
 )
 MPR_QUALIFICATIONS = re.compile(r"MEDICAL\s+REVIEWER\s+QUALIFICATIONS\s*:", _F)
 
@@ -97,7 +101,10 @@ REMAINING = re.compile(
 
 DATE = r"(\d{1,2})[/-](\d{1,2})[/-](\d{2,4})"
 HEADER_FIELDS: dict[str, list[str]] = {
-    "case_number": [r"MAXIMUS\s+Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})", r"Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})"],
+    "case_number": [
+        r"MAXIMUS\s+Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})",
+        r"Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})",
+    ],
     "date_assigned": [r"Date\s+Assigned\s*:\s*" + DATE],
     "date_of_injury": [r"Date\s+of\s+Injury\s*:\s*" + DATE],
     "decision_date": [r"Decision\s+Date\s*:\s*" + DATE, r"\bDated\s*:\s*" + DATE],
@@ -108,8 +115,12 @@ HEADER_FIELDS: dict[str, list[str]] = {
 HEADER_END = re.compile(r"HOW\s+THE\s+IMR\s+FINAL\s+DETERMINATION\s+WAS\s+MADE|CLINICAL\s+CASE\s+SUMMARY", _F)
 LICENSURE = re.compile(r"State\(s\)\s+of\s+Licensure\s*:[ \t\u00a0]*([^\r\n\f]*)", _F)
 SPECIALTY = re.compile(r"Certification\(s\)\s*/\s*Specialty\s*:", _F)
-SPECIALTY_END = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n", _F)
-PROSE_BOARD = re.compile(r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", _F)
+SPECIALTY_END = re.compile(
+    r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n", _F
+)
+PROSE_BOARD = re.compile(
+    r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", _F
+)
 PROSE_SUB = re.compile(r"subspecialty\s+in\s+(.+?)(?=\s+and\s+is\s+licensed|,|\.)", _F)
 PROSE_LICENSED = re.compile(r"licensed\s+to\s+practice\s+in\s+(.+?)\.", re.DOTALL | _F)
 LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
@@ -119,8 +130,15 @@ PATIENT = re.compile(
     _F,
 )
 CASE_SUMMARY = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|CASE\s+SUMMARY\s*:", _F)
-SEX_WORDS = {"male": "male", "man": "male", "gentleman": "male", "gentlemen": "male",
-             "female": "female", "woman": "female", "lady": "female"}
+SEX_WORDS = {
+    "male": "male",
+    "man": "male",
+    "gentleman": "male",
+    "gentlemen": "male",
+    "female": "female",
+    "woman": "female",
+    "lady": "female",
+}
 
 #: Signals that a text is an IMR letter at all; two distinct ones are needed without a layout.
 IMR_MARKERS = [
@@ -209,10 +227,16 @@ def parse(text: str) -> Parsed:
         _parse_mpr(text, parsed)
     else:
         parsed.notes.append(
-            Note(FlagCode.LAYOUT_UNKNOWN, "error", "IMR letter of an unknown layout: no items could be segmented")
+            Note(
+                FlagCode.LAYOUT_UNKNOWN,
+                "error",
+                "IMR letter of an unknown layout: no items could be segmented",
+            )
         )
     if not parsed.items and layout != "unknown":
-        parsed.notes.append(Note(FlagCode.NO_ITEMS, "error", f"no disputed items found in the {layout} layout"))
+        parsed.notes.append(
+            Note(FlagCode.NO_ITEMS, "error", f"no disputed items found in the {layout} layout")
+        )
     return parsed
 
 
@@ -241,8 +265,12 @@ def _parse_header(text: str, parsed: Parsed) -> None:
                 date = to_date(m.group(1), m.group(2), m.group(3))
                 if date is None:
                     parsed.notes.append(
-                        Note(FlagCode.HEADER_FIELD_MISSING, "warning", f"{name}: {m.group(0)!r} is not a valid date",
-                             (m.start(), m.end()))
+                        Note(
+                            FlagCode.HEADER_FIELD_MISSING,
+                            "warning",
+                            f"{name}: {m.group(0)!r} is not a valid date",
+                            (m.start(), m.end()),
+                        )
                     )
                     break
                 value = date.isoformat()
@@ -399,11 +427,24 @@ def _parse_imr_issues(text: str, parsed: Parsed) -> None:
         anchor = min(s for s, _ in group.values())
         block = _imr_heading(text, floor, anchor, parsed, len(blocks))
         if "ca" not in group or "mx" not in group or "dr" not in group:
-            missing = [name for key, name in (("ca", "Claims Administrator guideline"), ("mx", "MAXIMUS guideline"),
-                                              ("dr", "Decision rationale")) if key not in group]
-            parsed.notes.append(Note(FlagCode.MISSING_SECTION, "warning",
-                                     f"item {index + 1} has no {', '.join(missing)} label", (anchor, anchor),
-                                     len(blocks)))
+            missing = [
+                name
+                for key, name in (
+                    ("ca", "Claims Administrator guideline"),
+                    ("mx", "MAXIMUS guideline"),
+                    ("dr", "Decision rationale"),
+                )
+                if key not in group
+            ]
+            parsed.notes.append(
+                Note(
+                    FlagCode.MISSING_SECTION,
+                    "warning",
+                    f"item {index + 1} has no {', '.join(missing)} label",
+                    (anchor, anchor),
+                    len(blocks),
+                )
+            )
         ends = sorted(group.values())
         for key in ("ca", "mx"):
             if key in group:
@@ -451,13 +492,27 @@ def _imr_heading(text: str, floor: int, anchor: int, parsed: Parsed, index: int)
     heading = _trim(text, start, colon)
     block = ItemBlock(block_start=heading[0], heading=heading, decision=decision, decision_span=decision_span)
     if decision is None:
-        parsed.notes.append(Note(FlagCode.MISSING_DECISION, "error",
-                                 "item heading has no Upheld/Overturned decision", heading, index))
+        parsed.notes.append(
+            Note(
+                FlagCode.MISSING_DECISION,
+                "error",
+                "item heading has no Upheld/Overturned decision",
+                heading,
+                index,
+            )
+        )
     if PARTIAL_HINT.search(text, heading[0], heading[1]):
         _imr_partial(text, floor, block, parsed, index)
     elif lines >= HEADING_MAX_LINES:
-        parsed.notes.append(Note(FlagCode.LONG_HEADING, "warning",
-                                 f"item heading spans {lines}+ lines; it may include rationale text", heading, index))
+        parsed.notes.append(
+            Note(
+                FlagCode.LONG_HEADING,
+                "warning",
+                f"item heading spans {lines}+ lines; it may include rationale text",
+                heading,
+                index,
+            )
+        )
     return block
 
 
@@ -468,9 +523,15 @@ def _imr_partial(text: str, floor: int, block: ItemBlock, parsed: Parsed, index:
     for m in ORIGINAL.finditer(text, max(floor, block.heading[0] - 2000), colon):
         original = m
     if original is None:
-        parsed.notes.append(Note(FlagCode.PARTIAL_UNPARSED, "warning",
-                                 "partial-authorisation heading without 'was the original request'",
-                                 block.heading, index))
+        parsed.notes.append(
+            Note(
+                FlagCode.PARTIAL_UNPARSED,
+                "warning",
+                "partial-authorisation heading without 'was the original request'",
+                block.heading,
+                index,
+            )
+        )
         return
     start, _ = _walk_back(text, _line_start(text, original.start(), floor), floor, PARTIAL_MAX_LINES)
     x = _trim(text, start, original.start())
@@ -483,9 +544,15 @@ def _imr_partial(text: str, floor: int, block: ItemBlock, parsed: Parsed, index:
             break
     zm = REMAINING.match(text, rest, colon)
     if not zm or y is None:
-        parsed.notes.append(Note(FlagCode.PARTIAL_UNPARSED, "warning",
-                                 "partial-authorisation wording not recognised; heading kept whole",
-                                 (start, colon), index))
+        parsed.notes.append(
+            Note(
+                FlagCode.PARTIAL_UNPARSED,
+                "warning",
+                "partial-authorisation wording not recognised; heading kept whole",
+                (start, colon),
+                index,
+            )
+        )
         block.block_start = min(block.block_start, start)
         return
     block.block_start = start
@@ -501,12 +568,20 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
     section = MAXIMUS_DECISIONS.search(text)
     assert section is not None
     heads = list(MAXIMUS_ITEM.finditer(text, section.end()))
-    summary = {collapse(m.group("item")).lower(): ("upheld" if "not" in m.group("polarity").lower() else "overturned")
-               for m in MAXIMUS_SUMMARY.finditer(text, 0, section.start())}
+    summary = {
+        collapse(m.group("item")).lower(): (
+            "upheld" if "not" in m.group("polarity").lower() else "overturned"
+        )
+        for m in MAXIMUS_SUMMARY.finditer(text, 0, section.start())
+    }
     for index, head in enumerate(heads):
         stop = heads[index + 1].start() if index + 1 < len(heads) else _letter_end(text, head.end())
-        block = ItemBlock(block_start=head.start(), heading=_trim(text, head.start("item"), head.end("item")),
-                          decision=None, decision_inferred=True)
+        block = ItemBlock(
+            block_start=head.start(),
+            heading=_trim(text, head.start("item"), head.end("item")),
+            decision=None,
+            decision_inferred=True,
+        )
         ca = MAXIMUS_CA.search(text, head.end(), stop)
         mx = MAXIMUS_MX.search(text, head.end(), stop)
         dr = MAXIMUS_DR.search(text, head.end(), stop)
@@ -517,8 +592,15 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
         if dr:
             block.rationale = _trim(text, dr.end(), stop)
         else:
-            parsed.notes.append(Note(FlagCode.MISSING_SECTION, "warning", f"item {index + 1} has no rationale label",
-                                     block.heading, index))
+            parsed.notes.append(
+                Note(
+                    FlagCode.MISSING_SECTION,
+                    "warning",
+                    f"item {index + 1} has no rationale label",
+                    block.heading,
+                    index,
+                )
+            )
         name = collapse(text[block.heading[0] : block.heading[1]]).lower()
         if summary and name in summary:
             block.decision = summary[name]
@@ -531,8 +613,10 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
 def _parse_mpr(text: str, parsed: Parsed) -> None:
     issue = MPR_ISSUE.search(text)
     assert issue is not None
-    marks = [p.search(text, issue.end()) for p in (MPR_SUMMARY, MPR_DOCS, MPR_GUIDELINES, MPR_RATIONALE,
-                                                    MPR_QUALIFICATIONS)]
+    marks = [
+        p.search(text, issue.end())
+        for p in (MPR_SUMMARY, MPR_DOCS, MPR_GUIDELINES, MPR_RATIONALE, MPR_QUALIFICATIONS)
+    ]
     found = [m for m in marks if m]
     next_start = min((m.start() for m in found), default=len(text))
     heading = _trim(text, issue.end(), next_start)

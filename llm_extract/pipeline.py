@@ -38,7 +38,9 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
     try:
         run = BACKENDS[backend]
     except KeyError:
-        raise UnknownBackendError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}") from None
+        raise UnknownBackendError(
+            f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}"
+        ) from None
     loaded = load(letter)
     parsed = layout.parse(loaded.text)
     return verify(run(loaded, parsed, **options), loaded)

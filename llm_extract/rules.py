@@ -47,7 +47,10 @@ NEGATIVE = re.compile(
     _F,
 )
 #: Boilerplate that mentions necessity without concluding (opioid-tapering advice).
-BOILERPLATE = re.compile(r"\badvised\s+to\b|\bweaning\b|should\s+not\s+be\s+interpreted|\bthis\s+decision\s+addresses\b|\bif\s+necessary\b", _F)
+BOILERPLATE = re.compile(
+    r"\badvised\s+to\b|\bweaning\b|should\s+not\s+be\s+interpreted|\bthis\s+decision\s+addresses\b|\bif\s+necessary\b",
+    _F,
+)
 GUIDELINE_WORDS = re.compile(r"\b(?:MTUS|ODG|ACOEM|guidelines?|recommend\w*)\b", _F)
 FINDING_WORDS = re.compile(
     r"\b(?:no|lack|without|absence|exceed\w*|fail\w*|documentation|documented|evidence|records?)\b", _F
@@ -59,8 +62,14 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
     """A Determination from the layout parse of ``letter`` (not yet verified)."""
     text = letter.text
     flags: list[Flag] = [
-        Flag(code=n.code, severity=n.severity, message=n.message, item=n.item,
-             start=n.span[0] if n.span else None, end=n.span[1] if n.span else None)
+        Flag(
+            code=n.code,
+            severity=n.severity,
+            message=n.message,
+            item=n.item,
+            start=n.span[0] if n.span else None,
+            end=n.span[1] if n.span else None,
+        )
         for n in parsed.notes
     ]
     items = []
@@ -77,9 +86,16 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         patient=Patient(age=parsed.age, sex=parsed.sex),  # type: ignore[arg-type]
         items=items,
         flags=flags,
-        source=SourceInfo(sha256=letter.sha256, name=letter.name, kind=letter.kind, page_count=letter.page_count,
-                          characters=len(text), layout=parsed.layout, backend="rules",
-                          extractor_version=__version__),
+        source=SourceInfo(
+            sha256=letter.sha256,
+            name=letter.name,
+            kind=letter.kind,
+            page_count=letter.page_count,
+            characters=len(text),
+            layout=parsed.layout,
+            backend="rules",
+            extractor_version=__version__,
+        ),
     )
 
 
@@ -88,23 +104,49 @@ def _truncation(text: str, parsed: Parsed) -> list[Flag]:
     last, index = parsed.items[-1], len(parsed.items) - 1
     if last.rationale is None:
         at = last.heading[1]
-        return [Flag(code=FlagCode.TRUNCATED, severity="error", item=index, start=at, end=at,
-                     message="the letter stops before the last item's rationale")]
+        return [
+            Flag(
+                code=FlagCode.TRUNCATED,
+                severity="error",
+                item=index,
+                start=at,
+                end=at,
+                message="the letter stops before the last item's rationale",
+            )
+        ]
     if TERMINAL.search(text[last.rationale[0] : last.rationale[1]]):
         return []
     at = last.rationale[1]
     if conclusion(text, last.rationale) is None:
-        return [Flag(code=FlagCode.TRUNCATED, severity="error", item=index, start=at, end=at,
-                     message="the letter stops mid-sentence, before the last rationale reaches a conclusion")]
-    return [Flag(code=FlagCode.TRUNCATED, severity="warning", item=index, start=at, end=at,
-                 message="the last rationale does not end with a full stop; the letter may be cut short")]
+        return [
+            Flag(
+                code=FlagCode.TRUNCATED,
+                severity="error",
+                item=index,
+                start=at,
+                end=at,
+                message="the letter stops mid-sentence, before the last rationale reaches a conclusion",
+            )
+        ]
+    return [
+        Flag(
+            code=FlagCode.TRUNCATED,
+            severity="warning",
+            item=index,
+            start=at,
+            end=at,
+            message="the last rationale does not end with a full stop; the letter may be cut short",
+        )
+    ]
 
 
 def conclusion(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
     """The sentence of a rationale that states its conclusion (the last one about necessity)."""
     spans = sentences(text, *span)
     for pattern in (NECESSITY, WEAK_CONCLUSION):
-        found = [s for s in spans if pattern.search(text, s[0], s[1]) and not BOILERPLATE.search(text, s[0], s[1])]
+        found = [
+            s for s in spans if pattern.search(text, s[0], s[1]) and not BOILERPLATE.search(text, s[0], s[1])
+        ]
         if found:
             return found[-1]
     return None
@@ -123,27 +165,62 @@ def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
     summary = None
     rationale = Span(start=block.rationale[0], end=block.rationale[1]) if block.rationale else None
     if block.rationale is None or block.rationale[0] >= block.rationale[1]:
-        flags.append(Flag(code=FlagCode.MISSING_RATIONALE, severity="error", item=index,
-                          start=block.heading[0], end=block.heading[1], message="item has no decision rationale"))
+        flags.append(
+            Flag(
+                code=FlagCode.MISSING_RATIONALE,
+                severity="error",
+                item=index,
+                start=block.heading[0],
+                end=block.heading[1],
+                message="item has no decision rationale",
+            )
+        )
         rationale = None
     else:
         concl = conclusion(text, block.rationale)
         if concl is None:
-            flags.append(Flag(code=FlagCode.NO_CONCLUSION, severity="warning", item=index,
-                              start=block.rationale[0], end=block.rationale[1],
-                              message="the rationale states no conclusion about medical necessity"))
+            flags.append(
+                Flag(
+                    code=FlagCode.NO_CONCLUSION,
+                    severity="warning",
+                    item=index,
+                    start=block.rationale[0],
+                    end=block.rationale[1],
+                    message="the rationale states no conclusion about medical necessity",
+                )
+            )
         else:
             said = polarity(text[concl[0] : concl[1]])
             if decision is None and block.decision_inferred:
                 decision = said
-                flags.append(Flag(code=FlagCode.DECISION_INFERRED, severity="info", item=index, start=concl[0],
-                                  end=concl[1], message=f"layout states no decision word; '{said}' read from the "
-                                  "rationale's conclusion"))
+                flags.append(
+                    Flag(
+                        code=FlagCode.DECISION_INFERRED,
+                        severity="info",
+                        item=index,
+                        start=concl[0],
+                        end=concl[1],
+                        message=f"layout states no decision word; '{said}' read from the "
+                        "rationale's conclusion",
+                    )
+                )
             elif decision in ("upheld", "overturned") and decision != said:
-                code = FlagCode.SUMMARY_MISMATCH if block.decision_inferred else FlagCode.DECISION_CONTRADICTS_RATIONALE
-                flags.append(Flag(code=code, severity="error", item=index, start=concl[0], end=concl[1],
-                                  message=f"decision is '{decision}' but the rationale concludes "
-                                  f"{collapse(text[concl[0]:concl[1]])!r}"))
+                code = (
+                    FlagCode.SUMMARY_MISMATCH
+                    if block.decision_inferred
+                    else FlagCode.DECISION_CONTRADICTS_RATIONALE
+                )
+                flags.append(
+                    Flag(
+                        code=code,
+                        severity="error",
+                        item=index,
+                        start=concl[0],
+                        end=concl[1],
+                        message=f"decision is '{decision}' but the rationale concludes "
+                        f"{collapse(text[concl[0] : concl[1]])!r}",
+                    )
+                )
         quotes = _quotes(text, block.rationale, concl)
         summary = _summary(text, block.rationale, concl, decision)
     citations = {}
@@ -151,8 +228,16 @@ def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
         parsed = parse_section(text, span)
         citations[field] = parsed.citations
         for s, e in parsed.unparsed:
-            flags.append(Flag(code=FlagCode.CITATION_UNPARSED, severity="warning", item=index, start=s, end=e,
-                              message=f"{field}: no guideline recognised in {collapse(text[s:e])[:80]!r}"))
+            flags.append(
+                Flag(
+                    code=FlagCode.CITATION_UNPARSED,
+                    severity="warning",
+                    item=index,
+                    start=s,
+                    end=e,
+                    message=f"{field}: no guideline recognised in {collapse(text[s:e])[:80]!r}",
+                )
+            )
 
     def part(span: tuple[int, int] | None) -> str | None:
         return collapse(text[span[0] : span[1]]) if span else None
@@ -187,7 +272,9 @@ def _quotes(text: str, span: tuple[int, int], concl: tuple[int, int] | None) -> 
 
 def _summary(text: str, span: tuple[int, int], concl: tuple[int, int] | None, decision: str | None) -> str:
     """Extractive: the key finding, then the conclusion, within SUMMARY_MAX_CHARS."""
-    finding = next((s for s in sentences(text, *span) if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None)
+    finding = next(
+        (s for s in sentences(text, *span) if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None
+    )
     parts = [collapse(text[s[0] : s[1]]) for s in (finding, concl) if s]
     summary = " ".join(parts) or collapse(text[span[0] : span[1]])
     if len(summary) > SUMMARY_MAX_CHARS:

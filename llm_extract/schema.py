@@ -72,7 +72,9 @@ class Grounding(_Strict):
     end: int | None = Field(default=None, ge=0)
     page: int | None = Field(default=None, ge=1, description="1-based page of start.")
     match: MatchTier = "none"
-    score: float = Field(default=0.0, ge=0, le=100, description="100 for exact/normalized; rapidfuzz score for fuzzy.")
+    score: float = Field(
+        default=0.0, ge=0, le=100, description="100 for exact/normalized; rapidfuzz score for fuzzy."
+    )
 
 
 class Quote(Grounding):

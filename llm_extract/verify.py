@@ -125,7 +125,13 @@ def ground(item: Grounding, verifier: Verifier, letter: Letter) -> Grounding:
     found = verifier.locate(item.text, hint)
     page = letter.page_of(found.start) if found.start is not None else None
     return item.model_copy(
-        update={"match": found.tier, "score": found.score, "start": found.start, "end": found.end, "page": page}
+        update={
+            "match": found.tier,
+            "score": found.score,
+            "start": found.start,
+            "end": found.end,
+            "page": page,
+        }
     )
 
 

@@ -20,7 +20,9 @@ def assert_grounded(result: Determination, text: str) -> None:
     """Every offset in the result shows exactly the text it claims."""
     for item in result.items:
         assert item.heading is not None
-        assert " ".join(text[item.heading.start : item.heading.end].split()).replace("\ufffe", "-") == item.item
+        assert (
+            " ".join(text[item.heading.start : item.heading.end].split()).replace("\ufffe", "-") == item.item
+        )
         for quote in item.quotes:
             assert quote.match == "exact" and text[quote.start : quote.end] == quote.text
         for cit in item.claims_administrator_guideline + item.maximus_guideline:
@@ -50,8 +52,12 @@ def test_seed_letter_items_and_citations() -> None:
         ("1 prescription of Percocet 10mg #90", "upheld"),
     ]
     mx = result.items[0].maximus_guideline[0]
-    assert (mx.source, mx.title, mx.topic, mx.pages) == ("MTUS", "Chronic Pain Medical Treatment Guidelines",
-                                                         "Massage therapy", ["60"])
+    assert (mx.source, mx.title, mx.topic, mx.pages) == (
+        "MTUS",
+        "Chronic Pain Medical Treatment Guidelines",
+        "Massage therapy",
+        ["60"],
+    )
     assert result.items[2].maximus_guideline[0].pages == ["78-88"]
     assert result.reviewer.licensure == ["Texas", "Illinois"]
     assert result.case.case_number is None and result.source.layout == "imr-issues"
@@ -68,8 +74,12 @@ def test_seed_pages_list_and_prose_credentials() -> None:
 def test_header_block() -> None:
     result = extract(pdf("CM16-0230651"))
     assert result.case.model_dump(mode="json") == {
-        "case_number": "CM16-0230651", "date_assigned": "2016-12-07", "date_of_injury": "2016-10-13",
-        "decision_date": "2017-01-09", "ur_denial_date": "2016-11-22", "priority": "Standard",
+        "case_number": "CM16-0230651",
+        "date_assigned": "2016-12-07",
+        "date_of_injury": "2016-10-13",
+        "decision_date": "2017-01-09",
+        "ur_denial_date": "2016-11-22",
+        "priority": "Standard",
         "application_received": "2016-11-29",
     }
     assert result.reviewer.licensure == ["California", "Washington"]
@@ -134,7 +144,9 @@ def test_maximus_2015_layout(name: str) -> None:
         assert {c.source for c in result.items[2].maximus_guideline} >= {"MTUS"}
 
 
-@pytest.mark.parametrize(("name", "decision"), [("mpr-2013-upheld", "upheld"), ("mpr-2013-overturned", "overturned")])
+@pytest.mark.parametrize(
+    ("name", "decision"), [("mpr-2013-upheld", "upheld"), ("mpr-2013-overturned", "overturned")]
+)
 def test_mpr_2013_layout(name: str, decision: str) -> None:
     result = extract(FIXTURES / f"{name}.txt")
     assert result.source.layout == "mpr-2013"
@@ -159,10 +171,14 @@ def test_debris_fixture_matches_the_clean_letter() -> None:
 DEBRIS = {
     "lf_only": lambda t: t.replace("\r\n", "\n"),
     "nbsp": lambda t: t.replace(" the ", " the\u00a0"),
-    "curly_quotes": lambda t: re.sub(r'"([^"\r\n]{1,80})"', "\u201c\\1\u201d", t)
-    .replace("'", "\u2019")
-    .replace("not medically necessary", "not \u201cmedically necessary\u201d"),
-    "upper_case_decisions": lambda t: re.sub(r": (Upheld|Overturned)", lambda m: ": " + m.group(1).upper(), t),
+    "curly_quotes": lambda t: (
+        re.sub(r'"([^"\r\n]{1,80})"', "\u201c\\1\u201d", t)
+        .replace("'", "\u2019")
+        .replace("not medically necessary", "not \u201cmedically necessary\u201d")
+    ),
+    "upper_case_decisions": lambda t: re.sub(
+        r": (Upheld|Overturned)", lambda m: ": " + m.group(1).upper(), t
+    ),
     "footers": lambda t: t.replace("\f", "\r\nPage 2 of 4\r\n\fCM16-0000000\r\n"),
     "double_spaced": lambda t: t.replace("\r\n", " \r\n\r\n"),
 }
@@ -177,7 +193,9 @@ def test_debris_keeps_items_and_decisions(kind: str, name: str) -> None:
     assert dirty_text != clean_text
     dirty = extract(dirty_text)
     normal = lambda s: " ".join(s.replace("\u00a0", " ").split())  # noqa: E731
-    assert [(normal(i.item), i.decision) for i in dirty.items] == [(normal(i.item), i.decision) for i in clean.items]
+    assert [(normal(i.item), i.decision) for i in dirty.items] == [
+        (normal(i.item), i.decision) for i in clean.items
+    ]
     assert not codes(dirty, "error"), dirty.flags
     assert_grounded(dirty, dirty_text) if kind != "nbsp" else None
 

@@ -10,9 +10,22 @@ from llm_extract import Determination, ExtractionError, extract, load
 
 REAL = load(pdf("CM16-0248698")).text
 SEED = load(SEEDS[3]).text
-LABELS = ["Claims Administrator guideline:", "MAXIMUS guideline:", "Decision rationale:", ": Upheld", ": Overturned",
-          "IMR ISSUES, DECISIONS AND RATIONALES", "set forth below:", "\f", "\r\n", "was the original request.",
-          "The remaining IMR eligible portion of the original request, ", " is: ", "Section(s): ", "Page(s): 1-2"]
+LABELS = [
+    "Claims Administrator guideline:",
+    "MAXIMUS guideline:",
+    "Decision rationale:",
+    ": Upheld",
+    ": Overturned",
+    "IMR ISSUES, DECISIONS AND RATIONALES",
+    "set forth below:",
+    "\f",
+    "\r\n",
+    "was the original request.",
+    "The remaining IMR eligible portion of the original request, ",
+    " is: ",
+    "Section(s): ",
+    "Page(s): 1-2",
+]
 
 
 def outcome(text: str) -> Determination | None:

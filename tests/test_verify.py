@@ -89,7 +89,11 @@ def test_verify_flags_a_fabricated_quote_and_fixes_offsets_of_a_true_one() -> No
 
 def test_verify_flags_a_citation_not_in_the_letter() -> None:
     result = extract(LETTER)
-    cit = result.items[0].maximus_guideline[0].model_copy(update={"text": "ODG Knee chapter, page 999", "start": None})
+    cit = (
+        result.items[0]
+        .maximus_guideline[0]
+        .model_copy(update={"text": "ODG Knee chapter, page 999", "start": None})
+    )
     items = [result.items[0].model_copy(update={"maximus_guideline": [cit]}), *result.items[1:]]
     checked = verify(result.model_copy(update={"items": items}), LETTER)
     assert any(f.code == FlagCode.CITATION_NOT_FOUND and f.severity == "error" for f in checked.flags)
