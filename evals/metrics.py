@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
-from evals.gold import GoldCitation, GoldItem, GoldLetter
+from evals.gold import GoldCitation, GoldLetter
 from llm_extract.schema import Citation, Determination, Item
 
 #: Lowest heading similarity (token_sort_ratio, 0-100) at which a predicted item is the gold item.
@@ -168,9 +168,7 @@ def page_key(page: str) -> str:
     return _WS.sub("", page.replace("\ufffe", "-"))
 
 
-def citation_values(
-    citations: Sequence[GoldCitation] | Sequence[Citation], part: str
-) -> list[str | None]:
+def citation_values(citations: Sequence[GoldCitation] | Sequence[Citation], part: str) -> list[str | None]:
     """The values of one citation part (sources, titles, pages) a guideline field holds."""
     if part == "sources":
         return [c.source for c in citations]
@@ -223,7 +221,9 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def bootstrap_weights(n: int, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> list[list[int]]:
+def bootstrap_weights(
+    n: int, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
+) -> list[list[int]]:
     """How often each of ``n`` letters is drawn in each resample; shared by every metric."""
     rng = random.Random(seed)
     weights = []
@@ -250,7 +250,7 @@ def bootstrap_ci(
         return None, None
     if weights is None:
         weights = bootstrap_weights(len(rows))
-    columns = list(zip(*rows))
+    columns = list(zip(*rows, strict=True))
     estimates = []
     for w in weights:
         totals = [sum(map(operator.mul, w, col)) for col in columns]
@@ -296,7 +296,7 @@ class LetterScore:
 
 def _add(counts: dict[str, tuple[float, ...]], name: str, values: Sequence[float]) -> None:
     old = counts.get(name)
-    counts[name] = tuple(values) if old is None else tuple(a + b for a, b in zip(old, values))
+    counts[name] = tuple(values) if old is None else tuple(a + b for a, b in zip(old, values, strict=True))
 
 
 def locate(text: str, needle: str | None, start: int = 0) -> int | None:
@@ -337,13 +337,32 @@ _CASE_LABELS = {
     "priority": r"Priority",
     "application_received": r"Application\s+Received",
 }
-_REVIEWER_LABELS = r"State\(s\)\s+of\s+Licensure|Certification\(s\)|Board\s+Certified|licensed\s+to\s+practice"
-_PATIENT_LABELS = r"\b\d{1,3}\s*-?\s*(?:year|yr|y/o|yo\b)"
+_REVIEWER_LABELS = {
+    "licensure": r"State\(s\)\s+of\s+Licensure|licensed\s+to\s+practice",
+    "specialties": r"Certification\(s\)|Board\s+Certified",
+}
+_PATIENT_LABEL = r"\b\d{1,3}\s*-?\s*(?:year|yr|y/o|yo\b)"
 
 
 def _search(text: str, pattern: str) -> int | None:
     m = re.search(pattern, text, re.IGNORECASE)
     return m.start() if m else None
+
+
+def _field_offset(text: str, section: str, fname: str, gold: Any, predicted: Any) -> int | None:
+    """Where a header/reviewer/patient mismatch shows: its label, or the first entry that differs."""
+    if section == "case":
+        return _search(text, _CASE_LABELS[fname])
+    if section == "patient":
+        return _search(text, _PATIENT_LABEL)
+    label = _search(text, _REVIEWER_LABELS[fname])
+    gold_list, pred_list = gold or [], predicted or []
+    differing = [g for g in gold_list if g not in pred_list] + [p for p in pred_list if p not in gold_list]
+    for entry in differing:
+        pos = locate(text, entry, label or 0)
+        if pos is not None:
+            return pos
+    return label
 
 
 def _jsonable(value: Any) -> Any:
@@ -418,20 +437,38 @@ def _mismatch(
     }
 
 
-def _citation_offset(text: str, pred_item: Item, field_name: str, gold_cits: Sequence[GoldCitation]) -> int | None:
-    """Where a reviewer should look for a citation mismatch: the predicted citation, else the label."""
-    for c in getattr(pred_item, field_name):
-        if c.start is not None:
+def _citation_offset(
+    text: str, pred_item: Item, field_name: str, gold_cits: Sequence[GoldCitation], part: str
+) -> int | None:
+    """Where a reviewer should look for a citation mismatch.
+
+    The predicted citation carrying a value gold lacks, else the gold title/page found in the
+    letter after the item heading, else the guideline label, else the heading.
+    """
+    predicted = getattr(pred_item, field_name)
+    gold_values = citation_values(gold_cits, part)
+    for c in predicted:
+        mine = citation_values([c], part)
+        if part == "titles":
+            extra = [t for t in mine if t and compare_titles(gold_values, [t])[1]]
+        else:
+            extra = [v for v in mine if v and v not in gold_values]
+        if extra and c.start is not None:
             return c.start
     after = pred_item.heading.start if pred_item.heading else 0
-    label = r"Claims\s+Administrator\s+guideline" if field_name.startswith("claims") else r"MAXIMUS\s+guideline"
+    if part in ("titles", "pages"):
+        found = set(citation_values(predicted, part))
+        for value in gold_values:
+            if value and value not in found:
+                pos = locate(text, value, after)
+                if pos is not None:
+                    return pos
+    label = (
+        r"Claims\s+Administrator\s+guideline" if field_name.startswith("claims") else r"MAXIMUS\s+guideline"
+    )
     m = re.compile(label, re.IGNORECASE).search(text, after)
     if m:
         return m.start()
-    for c in gold_cits:
-        pos = locate(text, c.title, after)
-        if pos is not None:
-            return pos
     return pred_item.heading.start if pred_item.heading else None
 
 
@@ -461,7 +498,9 @@ def score_letter(result: LetterResult) -> LetterScore:
     _add(counts, "items", [len(pairs), len(pred_items) - len(pairs), len(gold.items) - len(pairs)])
     for gi, g in enumerate(gold.items):
         if gi not in gold_to_pred:
-            mm.append(_mismatch(name, "missing_item", "item", g.item, g.item, None, text, locate(text, g.item)))
+            mm.append(
+                _mismatch(name, "missing_item", "item", g.item, g.item, None, text, locate(text, g.item))
+            )
     for pi, p in enumerate(pred_items):
         if pi not in pred_matched:
             offset = p.heading.start if p.heading else locate(text, p.item)
@@ -471,6 +510,11 @@ def score_letter(result: LetterResult) -> LetterScore:
     for gi, g in enumerate(gold.items):
         p = pred_items[gold_to_pred[gi]] if gi in gold_to_pred else None
         where = (p.heading.start if p is not None and p.heading else None) or locate(text, g.item)
+        if p is not None:
+            verbatim = collapse(p.item) == collapse(g.item)
+            _add(counts, "item_headings", [int(verbatim), 1])
+            if not verbatim:
+                mm.append(_mismatch(name, "item_heading", "item", g.item, g.item, p.item, text, where))
         correct = p is not None and p.decision == g.decision
         _add(counts, "decisions", [int(correct), 1])
         _add(counts, "decisions.matched", [int(correct), int(p is not None)])
@@ -507,14 +551,12 @@ def score_letter(result: LetterResult) -> LetterScore:
             continue
         for fname in GUIDELINE_FIELDS:
             gc, pc = getattr(g, fname), getattr(p, fname)
-            offset: int | None = None
             for part in CITATION_PARTS:
                 tp, fp, fn = compare_citations(gc, pc, part)
                 _add(counts, f"citation_{part}", [tp, fp, fn])
                 _add(counts, f"citation_{part}.{GUIDELINE_SHORT[fname]}", [tp, fp, fn])
                 if fp or fn:
-                    if offset is None:
-                        offset = _citation_offset(text, p, fname, gc)
+                    offset = _citation_offset(text, p, fname, gc, part)
                     mm.append(
                         _mismatch(
                             name,
@@ -529,7 +571,11 @@ def score_letter(result: LetterResult) -> LetterScore:
                     )
 
     # Header, reviewer, patient: accuracy over letters where either side has a value.
-    for section, fields in (("case", CASE_FIELDS), ("reviewer", REVIEWER_FIELDS), ("patient", PATIENT_FIELDS)):
+    for section, fields in (
+        ("case", CASE_FIELDS),
+        ("reviewer", REVIEWER_FIELDS),
+        ("patient", PATIENT_FIELDS),
+    ):
         for fname in fields:
             gv = getattr(getattr(gold, section), fname)
             pv = getattr(getattr(pred, section), fname) if pred is not None else None
@@ -549,12 +595,7 @@ def score_letter(result: LetterResult) -> LetterScore:
             if section == "case":
                 _add(counts, "header", [int(same), 1])
             if not same:
-                if section == "case":
-                    offset = _search(text, _CASE_LABELS[fname])
-                elif section == "reviewer":
-                    offset = _search(text, _REVIEWER_LABELS)
-                else:
-                    offset = _search(text, _PATIENT_LABELS)
+                offset = _field_offset(text, section, fname, gv, pv)
                 mm.append(_mismatch(name, section, key, None, gv, pv, text, offset))
 
     # Quotes: tiers, and quotes the verifier vouched for that are not in the letter.
@@ -569,7 +610,9 @@ def score_letter(result: LetterResult) -> LetterScore:
                 if q.match in VOUCHED_TIERS and not quote_in_letter(q.text, letter_collapsed, letter_words):
                     fabricated += 1
                     mm.append(
-                        _mismatch(name, "fabricated_quote", "quotes", p.item, None, collapse(q.text), text, q.start)
+                        _mismatch(
+                            name, "fabricated_quote", "quotes", p.item, None, collapse(q.text), text, q.start
+                        )
                     )
         for f in pred.flags:
             score.flags[f.code.value] += 1
@@ -622,6 +665,7 @@ def metric_specs() -> list[MetricSpec]:
     """Every summary metric, in report order."""
     specs = [
         MetricSpec("items", "prf", "Items (heading alignment)"),
+        MetricSpec("item_headings", "accuracy", "Matched headings verbatim (collapsed)"),
         MetricSpec("decisions", "accuracy", "Decision accuracy (end to end)"),
         MetricSpec("decisions.matched", "accuracy", "Decision accuracy (matched items)"),
         MetricSpec("original_request", "accuracy", "Original request (partial items)"),
@@ -638,7 +682,9 @@ def metric_specs() -> list[MetricSpec]:
     specs += [MetricSpec(f"patient.{f}", "accuracy", f"Patient {f}") for f in PATIENT_FIELDS]
     specs.append(MetricSpec("conclusion_grounding", "accuracy", "Conclusion grounded by a quote"))
     for tier in MATCH_TIERS:
-        specs.append(MetricSpec(f"quotes.{tier}", "accuracy", f"Quotes matched {tier}", tier in VOUCHED_TIERS))
+        specs.append(
+            MetricSpec(f"quotes.{tier}", "accuracy", f"Quotes matched {tier}", tier in VOUCHED_TIERS)
+        )
     specs.append(MetricSpec("fabricated_quotes", "count", "Fabricated quotes not flagged", False))
     specs.append(MetricSpec("failed_letters", "count", "Letters that failed to extract", False))
     return specs
@@ -659,16 +705,20 @@ def summarize(
     for spec in metric_specs():
         width = len(COLUMNS[spec.kind])
         rows = [s.counts.get(spec.name, (0,) * width) for s in scores]
-        totals = [sum(col) for col in zip(*rows)] if rows else [0] * width
+        totals = [sum(col) for col in zip(*rows, strict=True)] if rows else [0] * width
         value = metric_value(spec.kind, totals)
-        entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind, "higher_is_better": spec.higher_is_better}
-        entry["value"] = _round(value)
+        entry: dict[str, Any] = {
+            "label": spec.label,
+            "kind": spec.kind,
+            "higher_is_better": spec.higher_is_better,
+        }
+        entry["value"] = int(value) if spec.kind == "count" and value is not None else _round(value)
         if value is None:
             low = high = None
         else:
             low, high = bootstrap_ci(rows, lambda t, k=spec.kind: metric_value(k, t), weights)
         entry["ci_low"], entry["ci_high"] = _round(low), _round(high)
-        for col, total in zip(COLUMNS[spec.kind], totals):
+        for col, total in zip(COLUMNS[spec.kind], totals, strict=True):
             entry[col] = int(total)
         if spec.kind == "prf":
             precision, recall, f1 = prf(*totals)

@@ -1,0 +1,645 @@
+"""``python -m evals.run``: extract every gold letter, score it, write reports, gate the release.
+
+Exit codes: 0 every threshold passed, 1 a threshold failed, 2 bad usage (missing gold directory,
+bad baseline or verdicts file, unknown backend, bad option) with a one-line message on stderr,
+3 an internal error of the harness itself (one line; ``EVALS_DEBUG=1`` shows the traceback).
+The defaults below are what CI gates on when the command runs without options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+import llm_extract
+from evals.gold import GOLD_DIR, LETTERS_DIR, GoldItem, GoldLetter
+from evals.metrics import (
+    ITEM_MATCH_THRESHOLD,
+    LetterResult,
+    collapse,
+    flag_summary,
+    letter_id,
+    score_letter,
+    summarize,
+)
+from evals.report import REPORT_VERSION, fmt, fmt_ci, fmt_counts, fmt_metric, write_all
+from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
+
+DEFAULT_BACKEND = "rules"
+DEFAULT_OUT = Path(__file__).parent / "out"
+#: Release gates applied when no option overrides them.
+DEFAULT_MIN_ITEM_F1 = 0.95
+DEFAULT_MIN_DECISION_ACCURACY = 0.95
+DEFAULT_MAX_FABRICATED_QUOTES = 0
+#: Every gold letter is a real, readable letter: one that fails to extract is a bug.
+DEFAULT_MAX_FAILED_LETTERS = 0
+#: Parallel extractions; the rules backend is CPU-bound, so more than the cores buys nothing.
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
+#: A metric moved against the baseline only if it changed by more than this.
+COMPARISON_EPSILON = 1e-4
+#: Letters per task sent to a worker process (fewer round trips for the fast rules backend).
+PROCESS_CHUNKSIZE = 4
+
+#: ExtractionError codes that, on the first letter, mean the backend is not set up (no model, no
+#: key, refused credentials): a usage error, not a letter-by-letter failure of the whole gold set.
+PREFLIGHT_USAGE_CODES = frozenset({"llm_config", "llm_auth"})
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+PROG = "python -m evals.run"
+
+
+class UsageError(Exception):
+    """Bad usage: reported as one line on stderr, exit code 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One release gate: ``metric``'s value compared with a limit."""
+
+    name: str
+    metric: str
+    op: str  # ">=" or "<="
+
+    def check(self, value: float | None, limit: float) -> bool:
+        if value is None:
+            return False  # a metric that could not be computed cannot show the release is good
+        return value >= limit if self.op == ">=" else value <= limit
+
+
+THRESHOLDS = {
+    "min_item_f1": Threshold("min_item_f1", "items", ">="),
+    "min_decision_accuracy": Threshold("min_decision_accuracy", "decisions", ">="),
+    "max_fabricated_quotes": Threshold("max_fabricated_quotes", "fabricated_quotes", "<="),
+    "max_failed_letters": Threshold("max_failed_letters", "failed_letters", "<="),
+    "min_citation_source_f1": Threshold("min_citation_source_f1", "citation_sources", ">="),
+    "min_citation_title_f1": Threshold("min_citation_title_f1", "citation_titles", ">="),
+    "min_citation_pages_f1": Threshold("min_citation_pages_f1", "citation_pages", ">="),
+    "min_conclusion_grounding": Threshold("min_conclusion_grounding", "conclusion_grounding", ">="),
+    "min_header_accuracy": Threshold("min_header_accuracy", "header", ">="),
+}
+
+
+def check_thresholds(summary: dict[str, dict[str, Any]], limits: dict[str, float | None]) -> dict[str, Any]:
+    """Every threshold that is set, with the value it saw and whether it passed."""
+    out = {}
+    for name, limit in limits.items():
+        if limit is None:
+            continue
+        t = THRESHOLDS[name]
+        value = summary[t.metric]["value"]
+        out[name] = {
+            "metric": t.metric,
+            "op": t.op,
+            "limit": limit,
+            "value": value,
+            "passed": t.check(value, limit),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Gold and verdicts
+# --------------------------------------------------------------------------------------------
+
+
+def load_gold_dir(directory: Path) -> list[GoldLetter]:
+    """Like :func:`evals.gold.load_gold`, but a bad file is a usage error naming the file."""
+    if not directory.is_dir():
+        raise UsageError(f"gold directory not found: {directory}")
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise UsageError(f"no gold files (*.json) in {directory}")
+    golds = []
+    for path in files:
+        try:
+            golds.append(GoldLetter.model_validate(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+            raise UsageError(f"bad gold file {path}: {_one_line(exc)}") from None
+    return sorted(golds, key=lambda g: g.letter)
+
+
+class Verdict(BaseModel):
+    """A reviewer's judgement of one mismatch; ``correct`` means the extractor's value is right."""
+
+    model_config = ConfigDict(extra="allow")
+
+    letter: str
+    item: str | None = None
+    field: str
+    value: Any = None
+    verdict: str
+
+
+ITEM_FIELDS = (
+    "item",
+    "decision",
+    "original_request",
+    "authorized",
+    "conclusion",
+    "claims_administrator_guideline",
+    "maximus_guideline",
+)
+LETTER_SECTIONS = ("case", "reviewer", "patient")
+
+
+def load_verdicts(path: Path) -> list[Verdict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"bad verdicts file {path}: {_one_line(exc)}") from None
+    if not isinstance(data, list):
+        raise UsageError(f"bad verdicts file {path}: expected a JSON list of verdicts")
+    verdicts = []
+    for n, entry in enumerate(data):
+        try:
+            verdicts.append(Verdict.model_validate(entry))
+        except ValidationError as exc:
+            raise UsageError(f"bad verdicts file {path}: entry {n}: {_one_line(exc)}") from None
+    return verdicts
+
+
+def _find_gold(golds: dict[str, GoldLetter], name: str) -> str:
+    if name in golds:
+        return name
+    hits = [key for key in golds if letter_id(key) == name or Path(key).name == name]
+    if len(hits) != 1:
+        raise UsageError(
+            f"verdict names letter {name!r}, which is {'ambiguous' if hits else 'not in the gold set'}"
+        )
+    return hits[0]
+
+
+def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> tuple[list[GoldLetter], int]:
+    """Fold every ``correct`` verdict into a copy of the gold (in memory only); returns the count used.
+
+    Item fields (``decision``, ``original_request``, ``authorized``, ``conclusion``, the two
+    guideline lists, or ``item`` to rename) name the gold item by its heading. ``field: "item"``
+    with ``value: null`` removes that gold item; with ``item: null`` and a gold-item object as
+    ``value`` it adds one. Letter fields are ``case.<name>``, ``reviewer.<name>``, ``patient.<name>``.
+    """
+    by_letter = {g.letter: g.model_dump() for g in golds}
+    models = {g.letter: g for g in golds}
+    applied = 0
+    for n, v in enumerate(verdicts):
+        if v.verdict.strip().casefold() != "correct":
+            continue
+        key = _find_gold(models, v.letter)
+        data = by_letter[key]
+        where = f"verdict {n} ({v.letter}, {v.field})"
+        if "." in v.field:
+            section, name = v.field.split(".", 1)
+            if section not in LETTER_SECTIONS or name not in data[section]:
+                raise UsageError(f"{where}: unknown field {v.field!r}")
+            data[section][name] = v.value
+        elif v.field in ITEM_FIELDS:
+            items = data["items"]
+            if v.item is None:
+                if v.field != "item" or not isinstance(v.value, dict):
+                    raise UsageError(
+                        f"{where}: needs 'item' (the gold heading), or field 'item' with an item object"
+                    )
+                items.append(v.value)
+            else:
+                wanted = collapse(v.item).casefold()
+                matches = [i for i, it in enumerate(items) if collapse(it["item"]).casefold() == wanted]
+                if not matches:
+                    raise UsageError(f"{where}: no gold item {v.item!r} in {key}")
+                index = matches[0]
+                if v.field == "item" and v.value is None:
+                    del items[index]
+                else:
+                    items[index][v.field] = v.value
+        else:
+            raise UsageError(f"{where}: unknown field {v.field!r}")
+        applied += 1
+    out = []
+    for key, data in by_letter.items():
+        try:
+            for item in data["items"]:
+                GoldItem.model_validate(item)
+            out.append(GoldLetter.model_validate(data))
+        except ValidationError as exc:
+            raise UsageError(f"verdicts make the gold of {key} invalid: {_one_line(exc)}") from None
+    return sorted(out, key=lambda g: g.letter), applied
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction
+# --------------------------------------------------------------------------------------------
+
+Outcome = tuple[Determination | None, str, str | None, str | None]
+
+
+def extract_one(path: str, backend: str, options: dict[str, Any]) -> Outcome:
+    """(determination, letter text, error, error kind) for one letter; never raises.
+
+    Module-level so worker processes can run it. An ExtractionError is a failed letter; any
+    other exception is recorded too (kind ``crash``) so one bad letter cannot hide the rest.
+    """
+    text = ""
+    try:
+        letter = load(path)
+        text = letter.text
+        return extract(letter, backend=backend, **options), text, None, None
+    except UnknownBackendError as exc:
+        return None, text, str(exc), "unknown_backend"
+    except ExtractionError as exc:
+        return None, text, str(exc), getattr(exc, "code", "extraction_error")
+    except TypeError as exc:
+        return None, text, f"TypeError: {_one_line(exc)}", "type_error"
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed letter, never swallowed silently
+        return None, text, f"{type(exc).__name__}: {_one_line(exc)}", "crash"
+
+
+def _executor(backend: str, jobs: int) -> Executor:
+    if backend == "rules":
+        return ProcessPoolExecutor(max_workers=jobs)
+    return ThreadPoolExecutor(max_workers=jobs)  # network-bound backends
+
+
+def run_extractions(
+    golds: Sequence[GoldLetter],
+    letters_dir: Path,
+    backend: str,
+    options: dict[str, Any],
+    jobs: int,
+) -> list[LetterResult]:
+    """Extract every gold letter, in gold order. The first letter runs alone, as a preflight:
+    an unknown backend or an option the backend rejects is a usage error, not 87 failed letters.
+    """
+    paths = [str(letters_dir / g.letter) for g in golds]
+    outcomes: list[Outcome] = [extract_one(paths[0], backend, options)]
+    _check_usage(outcomes[0], backend, preflight=True)
+    rest = paths[1:]
+    if rest and jobs > 1:
+        try:
+            with _executor(backend, jobs) as pool:
+                chunk = PROCESS_CHUNKSIZE if backend == "rules" else 1
+                outcomes += list(
+                    pool.map(extract_one, rest, repeat(backend), repeat(options), chunksize=chunk)
+                )
+        except (OSError, BrokenProcessPool):  # no process pool here (sandbox, no /dev/shm): go serial
+            outcomes = outcomes[:1] + [extract_one(p, backend, options) for p in rest]
+    else:
+        outcomes += [extract_one(p, backend, options) for p in rest]
+    for outcome in outcomes:
+        if outcome[3] == "unknown_backend":
+            _check_usage(outcome, backend)
+    return [
+        LetterResult(gold=g, prediction=det, text=text, error=err, error_kind=kind)
+        for g, (det, text, err, kind) in zip(golds, outcomes, strict=True)
+    ]
+
+
+def _check_usage(outcome: Outcome, backend: str, preflight: bool = False) -> None:
+    _, _, error, kind = outcome
+    if kind == "unknown_backend":
+        raise UsageError(error or f"unknown backend {backend!r}")
+    if preflight and kind == "type_error":
+        raise UsageError(f"bad option for backend {backend!r}: {error}")
+    if preflight and kind in PREFLIGHT_USAGE_CODES:
+        raise UsageError(f"backend {backend!r} is not usable: {error}")
+
+
+def extract_options(backend: str, model: str | None, base_url: str | None, no_cache: bool) -> dict[str, Any]:
+    """Only what was given: the rules backend takes no options at all."""
+    options: dict[str, Any] = {}
+    if model is not None:
+        options["model"] = model
+    if base_url is not None:
+        options["base_url"] = base_url
+    if no_cache and backend != "rules":
+        options["cache"] = False
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline comparison
+# --------------------------------------------------------------------------------------------
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"bad baseline file {path}: {_one_line(exc)}") from None
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("summary"), dict)
+        and all(isinstance(v, dict) for v in data["summary"].values())
+        and isinstance(data.get("per_letter"), list)
+        and all(isinstance(r, dict) and "letter" in r and "mismatches" in r for r in data["per_letter"])
+    )
+    if not ok:
+        raise UsageError(
+            f"bad baseline file {path}: not a report.json of {PROG} (needs summary and per_letter)"
+        )
+    return data
+
+
+def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict[str, Any]:
+    """What improved and what regressed against ``baseline``, per metric and per letter."""
+    metrics: dict[str, Any] = {}
+    for metric, entry in report["summary"].items():
+        old = baseline["summary"].get(metric, {}).get("value")
+        new = entry["value"]
+        if old is None or new is None:
+            change, delta = ("same" if old is None and new is None else "n/a"), 0.0
+        else:
+            delta = new - old
+            if abs(delta) <= COMPARISON_EPSILON:
+                change = "same"
+            else:
+                change = "improved" if (delta > 0) == entry["higher_is_better"] else "regressed"
+        metrics[metric] = {"baseline": old, "current": new, "delta": round(delta, 6), "change": change}
+    before = {r["letter"]: r["mismatches"] for r in baseline["per_letter"]}
+    now = {r["letter"]: r["mismatches"] for r in report["per_letter"]}
+    letters: dict[str, list[Any]] = {"improved": [], "regressed": [], "added": [], "removed": []}
+    for letter, count in now.items():
+        if letter not in before:
+            letters["added"].append(letter)
+        elif count != before[letter]:
+            verdict = "improved" if count < before[letter] else "regressed"
+            letters[verdict].append({"letter": letter, "baseline": before[letter], "current": count})
+    letters["removed"] = sorted(set(before) - set(now))
+    return {
+        "baseline": name,
+        "epsilon": COMPARISON_EPSILON,
+        "improved": [m for m, v in metrics.items() if v["change"] == "improved"],
+        "regressed": [m for m, v in metrics.items() if v["change"] == "regressed"],
+        "metrics": metrics,
+        "letters": letters,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def build_report(
+    results: Sequence[LetterResult],
+    backend: str,
+    options: dict[str, Any],
+    limits: dict[str, float | None],
+) -> dict[str, Any]:
+    """The whole report as plain JSON-able data, keys in a stable order."""
+    scores = [score_letter(r) for r in results]
+    summary = summarize(scores)
+    thresholds = check_thresholds(summary, limits)
+    return {
+        "version": REPORT_VERSION,
+        "backend": backend,
+        "options": options,
+        "letters": {
+            "total": len(results),
+            "extracted": sum(r.prediction is not None for r in results),
+            "failed": [r.gold.letter for r in results if r.prediction is None],
+            "gold_items": sum(len(r.gold.items) for r in results),
+            "predicted_items": sum(len(r.prediction.items) for r in results if r.prediction is not None),
+            "item_match_threshold": ITEM_MATCH_THRESHOLD,
+        },
+        "summary": summary,
+        "per_letter": [s.row for s in scores],
+        "mismatches": [m for s in scores for m in s.mismatches],
+        "flags": flag_summary(scores, results),
+        "thresholds": thresholds,
+        "passed": all(t["passed"] for t in thresholds.values()),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Console
+# --------------------------------------------------------------------------------------------
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    letters = report["letters"]
+    table = Table(
+        title=f"llm_extract eval: backend {report['backend']}, {letters['total']} letters, "
+        f"{letters['gold_items']} gold items",
+        title_justify="left",
+    )
+    for header, justify in (("metric", "left"), ("value", "right"), ("95% CI", "right"), ("counts", "right")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for name, e in report["summary"].items():
+        table.add_row(name, fmt_metric(e), fmt_ci(e), fmt_counts(e))
+    return table
+
+
+def print_console(console: Console, report: dict[str, Any], out: str, seconds: float) -> None:
+    console.print(summary_table(report))
+    for name, t in report["thresholds"].items():
+        mark = "[green]pass[/green]" if t["passed"] else "[bold red]FAIL[/bold red]"
+        console.print(
+            f"  {mark} {name}: {t['metric']} = {fmt(t['value'])} (needs {t['op']} {fmt(t['limit'])})"
+        )
+    comparison = report.get("comparison")
+    if comparison:
+        console.print(f"Against baseline {comparison['baseline']}:")
+        for verdict, style in (("regressed", "red"), ("improved", "green")):
+            names = comparison[verdict]
+            shown = ", ".join(
+                f"{m} {fmt(comparison['metrics'][m]['baseline'])}->{fmt(comparison['metrics'][m]['current'])}"
+                for m in names
+            )
+            console.print(f"  [{style}]{verdict} metrics ({len(names)})[/{style}]: {shown or 'none'}")
+            rows = comparison["letters"][verdict]
+            shown = ", ".join(f"{letter_id(r['letter'])} {r['baseline']}->{r['current']}" for r in rows)
+            console.print(f"  [{style}]{verdict} letters ({len(rows)})[/{style}]: {shown or 'none'}")
+    failed = report["letters"]["failed"]
+    if failed:
+        console.print(f"[red]failed letters ({len(failed)})[/red]: {', '.join(letter_id(x) for x in failed)}")
+    with_mm = sum(1 for r in report["per_letter"] if r["mismatches"])
+    console.print(
+        f"{len(report['mismatches'])} mismatches in {with_mm} letters; {seconds:.1f} s; reports in {out}/"
+    )
+    verdict = "[bold green]PASSED[/bold green]" if report["passed"] else "[bold red]FAILED[/bold red]"
+    console.print(verdict)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+
+
+@app.command()
+def run(
+    backend: Annotated[
+        str, typer.Option(help="Extractor backend: rules, openai or local.")
+    ] = DEFAULT_BACKEND,
+    model: Annotated[
+        str | None, typer.Option(help="Model name, passed to extract() only when given.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="API base URL, passed to extract() only when given.")
+    ] = None,
+    gold: Annotated[
+        Path, typer.Option(help="Directory of gold JSON files.", show_default="evals/gold")
+    ] = GOLD_DIR,
+    letters: Annotated[
+        Path,
+        typer.Option(
+            help="Directory the gold files' 'letter' paths are relative to.", show_default="evals/letters"
+        ),
+    ] = LETTERS_DIR,
+    baseline: Annotated[Path | None, typer.Option(help="A previous report.json to compare with.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(help="Directory for report.json, report.md and report.html.", show_default="evals/out"),
+    ] = DEFAULT_OUT,
+    verdicts: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of reviewer verdicts folded into the gold (evals/README.md)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Letters extracted in parallel.")] = DEFAULT_JOBS,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Pass cache=False to non-rules backends.")
+    ] = False,
+    min_item_f1: Annotated[
+        float | None, typer.Option(help="Gate: item F1 at least this.")
+    ] = DEFAULT_MIN_ITEM_F1,
+    min_decision_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: end-to-end decision accuracy at least this.")
+    ] = DEFAULT_MIN_DECISION_ACCURACY,
+    max_fabricated_quotes: Annotated[
+        int | None, typer.Option(min=0, help="Gate: quotes vouched for but not in the letter, at most this.")
+    ] = DEFAULT_MAX_FABRICATED_QUOTES,
+    max_failed_letters: Annotated[
+        int | None, typer.Option(min=0, help="Gate: letters that failed to extract, at most this.")
+    ] = DEFAULT_MAX_FAILED_LETTERS,
+    min_citation_source_f1: Annotated[float | None, typer.Option(help="Gate: citation source F1.")] = None,
+    min_citation_title_f1: Annotated[float | None, typer.Option(help="Gate: citation title F1.")] = None,
+    min_citation_pages_f1: Annotated[float | None, typer.Option(help="Gate: citation pages F1.")] = None,
+    min_conclusion_grounding: Annotated[
+        float | None, typer.Option(help="Gate: conclusion grounding.")
+    ] = None,
+    min_header_accuracy: Annotated[float | None, typer.Option(help="Gate: header field accuracy.")] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option(help="With --baseline: any regressed metric fails the run.")
+    ] = False,
+) -> int:
+    """Evaluate an extractor backend on the gold set and gate on the thresholds."""
+    started = time.perf_counter()
+    golds = load_gold_dir(gold)
+    if not letters.is_dir():
+        raise UsageError(f"letters directory not found: {letters}")
+    base = load_baseline(baseline) if baseline is not None else None
+    applied = 0
+    if verdicts is not None:
+        golds, applied = apply_verdicts(golds, load_verdicts(verdicts))
+    options = extract_options(backend, model, base_url, no_cache)
+    results = run_extractions(golds, letters, backend, options, jobs)
+    limits = {
+        "min_item_f1": min_item_f1,
+        "min_decision_accuracy": min_decision_accuracy,
+        "max_fabricated_quotes": max_fabricated_quotes,
+        "max_failed_letters": max_failed_letters,
+        "min_citation_source_f1": min_citation_source_f1,
+        "min_citation_title_f1": min_citation_title_f1,
+        "min_citation_pages_f1": min_citation_pages_f1,
+        "min_conclusion_grounding": min_conclusion_grounding,
+        "min_header_accuracy": min_header_accuracy,
+    }
+    report_options = {
+        "extract": options,
+        "gold": _display(gold),
+        "letters": _display(letters),
+        "verdicts": _display(verdicts) if verdicts is not None else None,
+        "verdicts_applied": applied,
+        "extractor_version": llm_extract.__version__,
+    }
+    report = build_report(results, backend, report_options, limits)
+    if base is not None:
+        report["comparison"] = compare(report, base, _display(baseline))
+        if fail_on_regression:
+            regressed = report["comparison"]["regressed"]
+            report["thresholds"]["no_regressions"] = {
+                "metric": "comparison",
+                "op": "<=",
+                "limit": 0,
+                "value": len(regressed),
+                "passed": not regressed,
+            }
+            report["passed"] = report["passed"] and not regressed
+    try:
+        write_all(report, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write reports to {out}: {_one_line(exc)}") from None
+    console = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
+    print_console(console, report, _display(out), time.perf_counter() - started)
+    return EXIT_OK if report["passed"] else EXIT_THRESHOLD
+
+
+def _display(path: Path | None) -> str:
+    """A path relative to the working directory when it is under it (reports stay portable)."""
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _is_cli_error(exc: BaseException) -> bool:
+    """A click/typer usage error (typer vendors its own click, so match by shape, not by class)."""
+    return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code; usage errors are one line on stderr, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=False
+        )
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a harness bug: one line, traceback only on request
+        if _is_cli_error(exc):  # bad option, bad value, missing argument (typer's own click errors)
+            _error(exc.format_message())  # type: ignore[attr-defined]
+            return EXIT_USAGE
+        if os.environ.get("EVALS_DEBUG"):
+            raise
+        _error(
+            f"internal error: {type(exc).__name__}: {_one_line(exc)} (set EVALS_DEBUG=1 for the traceback)"
+        )
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
