@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .cache import ResultCache
 from .errors import (
     BinaryInputError,
     EmptyLetterError,
@@ -9,6 +10,11 @@ from .errors import (
     ImageOnlyPDFError,
     InputTooLargeError,
     LetterNotFoundError,
+    LLMAuthError,
+    LLMConfigError,
+    LLMError,
+    LLMRequestError,
+    LLMUnavailableError,
     NotAnIMRLetterError,
     UnknownBackendError,
     UnreadablePDFError,
@@ -40,6 +46,7 @@ __all__ = [
     "Item",
     "Patient",
     "Quote",
+    "ResultCache",
     "Reviewer",
     "SourceInfo",
     "Verifier",
@@ -52,6 +59,11 @@ __all__ = [
     "ExtractionError",
     "ImageOnlyPDFError",
     "InputTooLargeError",
+    "LLMAuthError",
+    "LLMConfigError",
+    "LLMError",
+    "LLMRequestError",
+    "LLMUnavailableError",
     "Letter",
     "LetterNotFoundError",
     "NotAnIMRLetterError",

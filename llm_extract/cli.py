@@ -8,6 +8,7 @@ file and what is wrong, and the exit code says what happened (0 ok, 1 a letter f
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,7 +20,8 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import ExtractionError
+from .cache import ResultCache
+from .errors import ExtractionError, LLMError
 from .pipeline import BACKENDS, extract
 from .schema import json_schema
 
@@ -64,15 +66,47 @@ def extract_cmd(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     backend: Annotated[str, typer.Option(help=f"Extraction backend: {', '.join(BACKENDS)}.")] = "rules",
     strict: Annotated[bool, typer.Option(help="Exit 3 when any result carries an error flag.")] = False,
+    model: Annotated[str | None, typer.Option(help="LLM model (default $LLM_EXTRACT_MODEL).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL).")
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="instructor mode: tools, json_schema, json, md_json.")
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="per-item (default) or whole-letter.")] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Use the result cache (LLM backends).")
+    ] = True,
+    log_prompts: Annotated[
+        bool, typer.Option(help="Log rendered prompts at DEBUG (they contain letter text).")
+    ] = False,
 ) -> None:
-    """Extract each letter into a verified Determination (JSON)."""
+    """Extract each letter into a verified Determination (JSON).
+
+    The API key is read from $OPENAI_API_KEY, never from the command line (it would land in shell history).
+    """
     if backend not in BACKENDS:
         err.print(f"error: unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
+    options = llm_options(
+        backend,
+        model=model,
+        base_url=base_url,
+        mode=mode,
+        strategy=strategy,
+        cache=cache,
+        log_prompts=log_prompts,
+    )
+    if log_prompts:
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("llm_extract").setLevel(logging.DEBUG)
     results, failed, flagged = [], 0, 0
     for path in files:
         try:
-            result = extract(path, backend=backend)
+            result = extract(path, backend=backend, **options)
+        except LLMError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(EXIT_LETTER_FAILED) from None
         except ExtractionError as exc:
             failed += 1
             err.print(f"error: {exc}", markup=False)
@@ -95,6 +129,39 @@ def extract_cmd(
         raise typer.Exit(EXIT_FLAGGED)
 
 
+def llm_options(backend: str, **given: object) -> dict[str, object]:
+    """Options for ``extract``: LLM options only for LLM backends, and only those given."""
+    if backend == "rules":
+        extra = [k for k, v in given.items() if v not in (None, False, True)]
+        if extra:
+            err.print(f"error: --{extra[0].replace('_', '-')} applies to LLM backends, not to rules")
+            raise typer.Exit(EXIT_USAGE)
+        return {}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+cache_app = typer.Typer(help="Inspect or clear the result cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats() -> None:
+    """Where the cache is, how many results it holds, and its size."""
+    store = ResultCache()
+    stats = store.stats()
+    store.close()
+    typer.echo(json.dumps(stats, indent=2))
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached result."""
+    store = ResultCache()
+    removed = store.clear()
+    store.close()
+    typer.echo(f"removed {removed} cached result(s) from {store.directory}")
+
+
 @app.command("schema")
 def schema_cmd(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
@@ -111,6 +178,9 @@ def version_cmd() -> None:
 
 def main() -> None:
     """Console entry point: typer's usage errors exit 2; nothing else ever prints a traceback."""
+    if not os.environ.get("LLM_EXTRACT_DEBUG"):
+        # instructor logs each failed attempt at ERROR; the CLI reports the outcome in one line instead.
+        logging.getLogger("instructor").setLevel(logging.CRITICAL)
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

@@ -64,3 +64,33 @@ class UnknownBackendError(ExtractionError):
     """The requested backend does not exist."""
 
     code = "unknown_backend"
+
+
+class LLMError(ExtractionError):
+    """The language-model endpoint could not produce a result."""
+
+    code = "llm_error"
+
+
+class LLMConfigError(LLMError):
+    """The LLM backend is not configured (no model, no key for a hosted endpoint)."""
+
+    code = "llm_config"
+
+
+class LLMAuthError(LLMError):
+    """The endpoint refused the credentials (401/403): fix the API key."""
+
+    code = "llm_auth"
+
+
+class LLMRequestError(LLMError):
+    """The endpoint rejected the request (400/404/422): fix the model name, URL or options."""
+
+    code = "llm_request"
+
+
+class LLMUnavailableError(LLMError):
+    """The endpoint kept failing transiently (429/5xx/timeouts) past the retry limit."""
+
+    code = "llm_unavailable"

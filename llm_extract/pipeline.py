@@ -1,31 +1,61 @@
-"""The flow behind :func:`extract`: ingest -> parse (rules | LLM) -> verify.
+"""The flow behind :func:`extract`: ingest -> parse (rules | LLM) -> verify -> cache.
 
 Backends register here by name. Whatever a backend returns is verified against the letter
-before it is returned, so no backend can hand a caller an ungrounded quote.
+before it is returned or cached, so no backend can hand a caller an ungrounded quote, and the
+cache only ever holds verified results without error flags.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import layout, rules
+from .cache import ResultCache, cache_key
 from .errors import UnknownBackendError
 from .ingest import Letter, LetterInput, load
 from .layout import Parsed
 from .schema import Determination
 from .verify import verify
 
-Backend = Callable[..., Determination]
+
+class Backend(Protocol):
+    name: str
+    cacheable: bool
+
+    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination: ...
+
+    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]: ...
 
 
-def _rules_backend(letter: Letter, parsed: Parsed, **options: Any) -> Determination:
-    if options:
-        raise TypeError(f"the rules backend takes no options, got: {', '.join(sorted(options))}")
-    return rules.build(letter, parsed)
+class RulesBackend:
+    """The layout parser alone: offline, deterministic, fast; never cached (it is cheaper than a read)."""
+
+    name = "rules"
+    cacheable = False
+
+    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
+        if options:
+            raise TypeError(f"the rules backend takes no options, got: {', '.join(sorted(options))}")
+        return rules.build(letter, parsed)
+
+    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
+        return {}
 
 
-BACKENDS: dict[str, Backend] = {"rules": _rules_backend}
+def _backends() -> dict[str, Backend]:
+    from .llm.backend import LLMBackend
+
+    return {"rules": RulesBackend(), "openai": LLMBackend()}
+
+
+BACKENDS: dict[str, Backend] = _backends()
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise UnknownBackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None
 
 
 def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: Any) -> Determination:
@@ -34,13 +64,25 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
     ``letter`` is letter text, a path to a .txt/.pdf (a ``Path`` or a string naming an existing
     file), or the bytes of either. Bad input raises a typed ``ExtractionError``; anything doubtful
     in a good letter is returned as flags, never dropped.
+
+    LLM backends take ``model``, ``base_url``, ``api_key``, ``mode`` (tools, json_schema, json,
+    md_json), ``strategy`` (per-item, whole-letter), ``cache`` (default True), ``cache_dir``,
+    ``timeout``, ``max_retries``, ``max_reasks``, ``max_tokens``, ``temperature``, ``log_prompts``.
     """
-    try:
-        run = BACKENDS[backend]
-    except KeyError:
-        raise UnknownBackendError(
-            f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}"
-        ) from None
+    chosen = get_backend(backend)
+    use_cache = bool(options.pop("cache", True)) and chosen.cacheable
+    cache_dir = options.pop("cache_dir", None)
     loaded = load(letter)
     parsed = layout.parse(loaded.text)
-    return verify(run(loaded, parsed, **options), loaded)
+    store = key = None
+    if use_cache:
+        key = cache_key(chosen.cache_parts(loaded, **options))
+        store = ResultCache(cache_dir)
+        hit = store.get(key, loaded)
+        if hit is not None:
+            return hit
+    result = verify(chosen.run(loaded, parsed, **options), loaded)
+    if store is not None and key is not None:
+        store.put(key, result)
+        store.close()
+    return result

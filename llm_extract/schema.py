@@ -45,6 +45,13 @@ class FlagCode(str, Enum):
     LAYOUT_UNKNOWN = "layout_unknown"
     DECISION_INFERRED = "decision_inferred"
     SUMMARY_MISMATCH = "summary_mismatch"
+    CROSSCHECK_MISSING_ITEM = "crosscheck_missing_item"
+    CROSSCHECK_EXTRA_ITEM = "crosscheck_extra_item"
+    CROSSCHECK_DECISION = "crosscheck_decision"
+    CROSSCHECK_CITATION_SOURCE = "crosscheck_citation_source"
+    CROSSCHECK_UNAVAILABLE = "crosscheck_unavailable"
+    LLM_REASK_EXHAUSTED = "llm_reask_exhausted"
+    LLM_INVALID_OUTPUT = "llm_invalid_output"
 
 
 class _Strict(BaseModel):
@@ -153,6 +160,12 @@ class SourceInfo(_Strict):
     layout: str = Field(description="Detected layout: imr-2016, imr-2014, maximus-2015, mpr-2013 or unknown.")
     backend: str
     model: str | None = None
+    endpoint: str | None = Field(default=None, description="Base URL of the LLM endpoint (never the key).")
+    strategy: str | None = Field(
+        default=None, description="LLM prompting strategy: whole-letter or per-item."
+    )
+    prompt_version: str | None = None
+    cached: bool = False
     schema_version: str = SCHEMA_VERSION
     extractor_version: str = ""
     usage: Usage | None = None

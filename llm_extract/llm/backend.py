@@ -1,0 +1,298 @@
+"""The LLM backend: a language model fills the schema; nothing it says passes unverified.
+
+Two strategies behind one option:
+
+- ``per-item`` (default where the layout parser knows the layout): the parser segments the
+  letter and the model fills decision, citations, summary and quotes for one item at a time.
+  Shorter prompts with a shared prefix: faster on small models, and item names are exact.
+- ``whole-letter``: the model reads the whole letter and finds the items itself (also used when
+  the parser does not know the layout).
+
+Every answer is validated against the letter inside instructor (re-asked with the reasons), then
+cross-checked against the layout parser; whatever is still wrong after the last re-ask comes back
+as error flags, never as an exception and never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from typing import Any
+
+from instructor.core import InstructorRetryException
+from pydantic import BaseModel
+
+from .. import __version__, rules
+from ..crosscheck import crosscheck
+from ..ingest import Letter
+from ..layout import Parsed
+from ..normalize import collapse
+from ..schema import Citation, Determination, Flag, FlagCode, Item, Quote, SourceInfo, Span, Usage
+from ..verify import Verifier
+from . import prompts
+from .client import Endpoint, with_retries
+from .views import ItemFill, LetterDraft
+
+log = logging.getLogger("llm_extract.llm")
+
+STRATEGIES = ("per-item", "whole-letter")
+LOG_PROMPTS_ENV = "LLM_EXTRACT_LOG_PROMPTS"
+_FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+class LLMBackend:
+    """Any OpenAI-compatible endpoint, through instructor on the openai client."""
+
+    name = "openai"
+    cacheable = True
+
+    def endpoint(self, **options: Any) -> Endpoint:
+        return Endpoint.from_options(**options)
+
+    def split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
+        options = dict(options)
+        strategy = options.pop("strategy", None) or "per-item"
+        if strategy not in STRATEGIES:
+            from ..errors import LLMConfigError
+
+            raise LLMConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        log_prompts = bool(options.pop("log_prompts", False) or os.environ.get(LOG_PROMPTS_ENV))
+        return options, strategy, log_prompts
+
+    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
+        """What the cache key covers (never the API key)."""
+        rest, strategy, _ = self.split_options(options)
+        endpoint = self.endpoint(**rest)
+        return {
+            "sha256": letter.sha256,
+            "backend": self.name,
+            "model": endpoint.model,
+            "endpoint": endpoint.base_url or "https://api.openai.com/v1",
+            "mode": endpoint.mode,
+            "strategy": strategy,
+            "prompt": prompts.prompt_id(),
+            "options": {k: v for k, v in rest.items() if k not in ("api_key", "model", "base_url", "mode")},
+            "version": __version__,
+        }
+
+    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
+        rest, strategy, log_prompts = self.split_options(options)
+        endpoint = self.endpoint(**rest)
+        session = _Session(endpoint, letter, log_prompts)
+        baseline = rules.build(letter, parsed)
+        known = parsed.layout != "unknown" and bool(parsed.items)
+        if strategy == "per-item" and known:
+            items, case, reviewer, patient = session.per_item(parsed, baseline), *_people(baseline)
+        else:
+            strategy = "whole-letter"
+            draft = session.whole_letter(baseline if known else None)
+            items = session.items_from(draft, baseline if known else None)
+            case, reviewer, patient = (
+                (draft.case, draft.reviewer, draft.patient) if draft else _people(baseline)
+            )
+        usage = session.usage.model_copy(update={"estimated_cost_usd": endpoint.cost(session.usage)})
+        result = Determination(
+            case=case,
+            reviewer=reviewer,
+            patient=patient,
+            items=items,
+            flags=session.flags,
+            source=SourceInfo(
+                sha256=letter.sha256,
+                name=letter.name,
+                kind=letter.kind,
+                page_count=letter.page_count,
+                characters=len(letter.text),
+                layout=parsed.layout,
+                backend=self.name,
+                model=endpoint.model,
+                endpoint=endpoint.base_url,
+                strategy=strategy,
+                prompt_version=prompts.prompt_id(),
+                extractor_version=__version__,
+                usage=usage,
+            ),
+        )
+        return result.model_copy(
+            update={"flags": result.flags + crosscheck(result, baseline if known else None)}
+        )
+
+
+def _people(baseline: Determination) -> tuple[Any, Any, Any]:
+    return baseline.case, baseline.reviewer, baseline.patient
+
+
+class _Session:
+    """One letter's conversation state: client, verifier, usage and flags."""
+
+    def __init__(self, endpoint: Endpoint, letter: Letter, log_prompts: bool) -> None:
+        self.endpoint = endpoint
+        self.letter = letter
+        self.verifier = Verifier(letter.text)
+        self.usage = Usage()
+        self.flags: list[Flag] = []
+        self.log_prompts = log_prompts
+        self.client = endpoint.client()
+        self.client.on("completion:response", self._count)
+        self.system = prompts.system_prompt(letter.sha256)
+
+    def _count(self, response: Any) -> None:
+        usage = getattr(response, "usage", None)
+        self.usage.requests += 1
+        if usage is not None:
+            self.usage.prompt_tokens += usage.prompt_tokens or 0
+            self.usage.completion_tokens += usage.completion_tokens or 0
+
+    def ask(
+        self, model: type[BaseModel], user: str, context: dict[str, Any], item: int | None
+    ) -> BaseModel | None:
+        """One structured answer, validated against the letter and re-asked; flagged if it never passes."""
+        # instructor renders message content as Jinja whenever a validation context is given, so the
+        # messages only *name* context variables: the letter is never template source.
+        messages = [
+            {"role": "system", "content": "{{ _system_prompt }}"},
+            {"role": "user", "content": "{{ _user_prompt }}"},
+        ]
+        context = {**context, "_system_prompt": self.system, "_user_prompt": user}
+        if self.log_prompts:
+            log.debug("prompt (%s):\n%s\n---\n%s", model.__name__, self.system, user)
+        log.info("asking %s for %s (item %s)", self.endpoint.model, model.__name__, item)
+
+        def call() -> BaseModel:
+            return self.client.chat.completions.create(
+                model=self.endpoint.model,
+                messages=messages,
+                response_model=model,
+                max_retries=self.endpoint.max_reasks,
+                context=context,
+                max_tokens=self.endpoint.max_tokens,
+                temperature=self.endpoint.temperature,
+            )
+
+        try:
+            return with_retries(call, self.endpoint)
+        except InstructorRetryException as exc:
+            reason = " ".join(str(exc.__cause__ or exc).split())[:400]
+            last = _last_answer(exc, model)
+            if last is None:
+                self.flags.append(
+                    Flag(
+                        code=FlagCode.LLM_INVALID_OUTPUT,
+                        severity="error",
+                        item=item,
+                        message=f"no valid answer after {exc.n_attempts} attempt(s): {reason}",
+                    )
+                )
+            else:
+                self.flags.append(
+                    Flag(
+                        code=FlagCode.LLM_REASK_EXHAUSTED,
+                        severity="error",
+                        item=item,
+                        message=f"answer still wrong after {exc.n_attempts} attempt(s): {reason}",
+                    )
+                )
+            return last
+
+    def per_item(self, parsed: Parsed, baseline: Determination) -> list[Item]:
+        text = self.letter.text
+        items = []
+        for index, (block, known) in enumerate(zip(parsed.items, baseline.items)):
+            end = block.rationale[1] if block.rationale else block.heading[1]
+            context = {
+                "verifier": self.verifier,
+                "text": text,
+                "decision": block.decision,
+                "where": f"item {index + 1} ({known.item[:60]!r})",
+            }
+            fill = self.ask(
+                ItemFill,
+                prompts.item_prompt(known.item, text[block.block_start : end], self.letter.sha256),
+                context,
+                index,
+            )
+            if fill is None:
+                items.append(
+                    known.model_copy(
+                        update={
+                            "claims_administrator_guideline": [],
+                            "maximus_guideline": [],
+                            "quotes": [],
+                            "rationale_summary": None,
+                            "decision": None,
+                        }
+                    )
+                )
+                continue
+            items.append(
+                known.model_copy(
+                    update={
+                        "decision": fill.decision,
+                        "claims_administrator_guideline": [
+                            Citation(**c.model_dump()) for c in fill.claims_administrator_guideline
+                        ],
+                        "maximus_guideline": [Citation(**c.model_dump()) for c in fill.maximus_guideline],
+                        "quotes": [Quote(text=q.text) for q in fill.quotes],
+                        "rationale_summary": fill.rationale_summary,
+                    }
+                )
+            )
+        return items
+
+    def whole_letter(self, baseline: Determination | None) -> BaseModel | None:
+        expected = [(i.item, i.decision) for i in baseline.items] if baseline else None
+        context = {"verifier": self.verifier, "text": self.letter.text, "expected": expected}
+        return self.ask(
+            LetterDraft, prompts.letter_prompt(self.letter.text, self.letter.sha256), context, None
+        )
+
+    def items_from(self, draft: BaseModel | None, baseline: Determination | None) -> list[Item]:
+        if draft is None:
+            return []
+        by_name = {collapse(i.item).lower(): i for i in baseline.items} if baseline else {}
+        items = []
+        for d in draft.items:  # type: ignore[attr-defined]
+            found = self.verifier.locate(d.item)
+            heading = Span(start=found.start, end=found.end) if found.start is not None else None
+            known = by_name.get(collapse(d.item).lower())
+            items.append(
+                Item(
+                    item=collapse(d.item),
+                    decision=d.decision,
+                    original_request=d.original_request,
+                    authorized=d.authorized,
+                    heading=heading,
+                    claims_administrator_guideline=[
+                        Citation(**c.model_dump()) for c in d.claims_administrator_guideline
+                    ],
+                    maximus_guideline=[Citation(**c.model_dump()) for c in d.maximus_guideline],
+                    rationale_summary=d.rationale_summary,
+                    rationale=known.rationale if known else None,
+                    quotes=[Quote(text=q.text) for q in d.quotes],
+                )
+            )
+        return items
+
+
+def _last_answer(exc: InstructorRetryException, model: type[BaseModel]) -> BaseModel | None:
+    """The final (invalid) answer, parsed without the letter so it can be returned flagged."""
+    completion = getattr(exc, "last_completion", None)
+    if completion is None or not getattr(completion, "choices", None):
+        return None
+    message = completion.choices[0].message
+    raw = None
+    if getattr(message, "tool_calls", None):
+        raw = message.tool_calls[0].function.arguments
+    elif message.content:
+        raw = message.content
+        fenced = _FENCED_JSON.search(raw)
+        if fenced:
+            raw = fenced.group(1)
+    if not raw:
+        return None
+    try:
+        return model.model_validate(json.loads(raw))
+    except (ValueError, TypeError):
+        return None

@@ -1,0 +1,210 @@
+"""Talking to an OpenAI-compatible endpoint: configuration, instructor modes, one retry policy.
+
+``tenacity`` owns retries: 429 (honouring ``Retry-After``), 5xx, connection errors and timeouts
+are retried with exponential backoff and jitter up to a limit; other 4xx fail at once with a
+typed error that says what to fix. The openai client's own retry loop is switched off
+(``max_retries=0``) so there is exactly one retry policy. Instructor's ``max_retries`` is used
+only for re-asking after validation failures.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import instructor
+import openai
+from instructor.core import InstructorRetryException
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from ..errors import LLMAuthError, LLMConfigError, LLMRequestError, LLMUnavailableError
+from ..schema import Usage
+
+log = logging.getLogger("llm_extract.llm")
+T = TypeVar("T")
+
+OPENAI_HOST = "api.openai.com"
+#: Transient failures retried per request before giving up.
+DEFAULT_MAX_RETRIES = 5
+#: Re-asks after the model's answer fails validation against the letter.
+DEFAULT_MAX_REASKS = 2
+DEFAULT_TIMEOUT_S = 120.0
+#: Backoff: first wait and cap (seconds); a server's Retry-After is honoured up to MAX_RETRY_AFTER_S.
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MAX_S = 30.0
+MAX_RETRY_AFTER_S = 120.0
+DEFAULT_MAX_TOKENS = 2048
+
+MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
+    "md_json": instructor.Mode.MD_JSON,
+}
+
+#: USD per million tokens (input, output) for cost estimates; local models cost nothing.
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+
+
+@dataclass
+class Endpoint:
+    """Where and how to ask: built from options, then the environment, like the openai SDK."""
+
+    model: str
+    base_url: str | None
+    api_key: str = field(repr=False)
+    mode: str
+    timeout: float = DEFAULT_TIMEOUT_S
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_reasks: int = DEFAULT_MAX_REASKS
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = 0.0
+    backoff_initial: float = BACKOFF_INITIAL_S
+    backoff_max: float = BACKOFF_MAX_S
+    local: bool = False
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        mode: str | None = None,
+        **tuning: Any,
+    ) -> Endpoint:
+        model = model or os.environ.get("LLM_EXTRACT_MODEL")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not model:
+            raise LLMConfigError("no model configured: pass model=/--model or set LLM_EXTRACT_MODEL")
+        hosted = base_url is None or OPENAI_HOST in base_url
+        if not api_key:
+            if hosted:
+                raise LLMConfigError("no API key for api.openai.com: set OPENAI_API_KEY or pass --base-url")
+            api_key = "not-needed"  # local servers (llama.cpp, Ollama, vLLM) accept any key
+        chosen = mode or ("tools" if hosted else "json_schema")
+        if chosen not in MODES:
+            raise LLMConfigError(f"unknown mode {chosen!r}; choose one of: {', '.join(MODES)}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(tuning) - known
+        if unknown:
+            raise TypeError(f"unknown LLM options: {', '.join(sorted(unknown))}")
+        return cls(model=model, base_url=base_url, api_key=api_key, mode=chosen, **tuning)
+
+    def client(self) -> instructor.Instructor:
+        raw = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0)
+        return instructor.from_openai(raw, mode=MODES[self.mode])
+
+    def cost(self, usage: Usage) -> float | None:
+        if self.local:
+            return 0.0
+        price = PRICES_PER_MTOK.get(self.model)
+        if price is None:
+            return None
+        return round((usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6, 6)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The openai error behind instructor's wrapper, if any."""
+    seen = exc
+    while isinstance(seen, InstructorRetryException) and seen.__cause__ is not None:
+        seen = seen.__cause__
+    return seen
+
+
+def is_transient(exc: BaseException) -> bool:
+    root = _root(exc)
+    if isinstance(root, (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError)):
+        return True  # APITimeoutError is an APIConnectionError
+    return isinstance(root, openai.APIStatusError) and root.status_code >= 500
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
+    root = _root(exc)
+    response = getattr(root, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(value)))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return min(MAX_RETRY_AFTER_S, max(0.0, parsed.timestamp() - time.time()))
+
+
+def typed_error(exc: BaseException, endpoint: Endpoint) -> Exception:
+    """A non-transient failure as a typed error that says what to fix."""
+    root = _root(exc)
+    where = endpoint.base_url or "api.openai.com"
+    if isinstance(root, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return LLMAuthError(
+            f"{where} refused the API key ({root.status_code}): check OPENAI_API_KEY / --api-key"
+        )
+    if isinstance(root, openai.NotFoundError):
+        return LLMRequestError(
+            f"{where} answered 404: check the model name {endpoint.model!r} and the base URL"
+        )
+    if isinstance(root, openai.APIStatusError):
+        return LLMRequestError(
+            f"{where} rejected the request ({root.status_code}): {_short(root)}; "
+            "check --mode and the model's capabilities"
+        )
+    return LLMUnavailableError(f"{where}: {type(root).__name__}: {root}")
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+def with_retries(
+    call: Callable[[], T], endpoint: Endpoint, *, on_retry: Callable[[float], None] | None = None
+) -> T:
+    """Run ``call`` under the one retry policy; raise typed errors for what retrying cannot fix."""
+    backoff = wait_exponential_jitter(
+        multiplier=endpoint.backoff_initial, max=endpoint.backoff_max, jitter=endpoint.backoff_initial
+    )
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after(exc) if exc else None
+        seconds = asked if asked is not None else backoff(state)
+        if on_retry:
+            on_retry(seconds)
+        log.info(
+            "transient failure (%s); retrying in %.1fs", type(_root(exc)).__name__ if exc else "?", seconds
+        )
+        return seconds
+
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait,
+        stop=stop_after_attempt(endpoint.max_retries + 1),
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except Exception as exc:
+        if isinstance(exc, (LLMAuthError, LLMRequestError, LLMUnavailableError, LLMConfigError)):
+            raise
+        root = _root(exc)
+        if isinstance(root, openai.APIError):
+            if is_transient(exc):
+                raise LLMUnavailableError(
+                    f"{endpoint.base_url or 'api.openai.com'} still failing after {endpoint.max_retries + 1} "
+                    f"attempts: {_short(root)}"
+                ) from exc
+            raise typed_error(exc, endpoint) from exc
+        raise

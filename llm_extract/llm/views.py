@@ -1,0 +1,163 @@
+"""Model-facing schemas, generated from the output models, and the validators that verify them.
+
+The model fills a *view* of :mod:`llm_extract.schema`: the same fields, descriptions and types,
+minus what only the verifier may set (offsets, pages, match tiers, scores). The views are built
+with ``pydantic.create_model`` from the output models' own ``FieldInfo``, so the two can never
+drift apart.
+
+Each view carries a validator that runs when instructor hands it a validation context (the letter,
+its layout parse, the verifier): fabricated or paraphrased quotes, citation pages the letter does
+not contain, items that are not in the letter and decisions that contradict the letter's heading
+raise, and instructor re-asks the model with those reasons.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+from rapidfuzz import fuzz
+
+from ..normalize import collapse
+from ..schema import Case, Citation, Item, Patient, Quote, Reviewer
+
+#: Fields only the verifier sets.
+VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
+#: Quotes must be found at least this well to pass (fuzzy matches are re-asked).
+ACCEPTED_TIERS = {"exact", "normalized"}
+#: A model item matches a parser item when their names are at least this similar (rapidfuzz 0-100).
+ITEM_NAME_THRESHOLD = 80
+#: Problems listed in one re-ask message.
+MAX_PROBLEMS = 12
+
+
+class ModelFacing(BaseModel):
+    """Base of every view: strict, and verified against the letter when a context is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _verify_against_letter(self, info: ValidationInfo) -> ModelFacing:
+        context = info.context
+        if not context or "verifier" not in context:
+            return self  # parsing without a letter (e.g. re-reading a cached or final answer)
+        problems = problems_of(self, context)
+        if problems:
+            shown = problems[:MAX_PROBLEMS]
+            more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+            raise ValueError("the answer does not match the letter: " + "; ".join(shown) + more)
+        return self
+
+
+def view(
+    model: type[BaseModel],
+    name: str,
+    *,
+    drop: set[str] = frozenset(),
+    retype: dict[str, Any] | None = None,
+    top: bool = False,
+) -> type[BaseModel]:
+    """A model-facing copy of ``model``: same fields and descriptions, minus ``drop``."""
+    retype = retype or {}
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        if field_name in drop:
+            continue
+        annotation = retype.get(field_name, info.annotation)
+        fields[field_name] = (annotation, info)
+    base = ModelFacing if top else _Part
+    return create_model(name, __base__=base, __doc__=model.__doc__, **fields)  # type: ignore[call-overload]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+CitationDraft = view(Citation, "CitationDraft", drop=VERIFIER_FIELDS)
+QuoteDraft = view(Quote, "QuoteDraft", drop=VERIFIER_FIELDS)
+_NESTED = {
+    "claims_administrator_guideline": list[CitationDraft],  # type: ignore[valid-type]
+    "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
+    "quotes": list[QuoteDraft],  # type: ignore[valid-type]
+}
+ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"}, retype=_NESTED)
+#: Per-item strategy: the layout parser names the item; the model fills the rest.
+ItemFill = view(
+    Item,
+    "ItemFill",
+    drop={"item", "heading", "rationale", "original_request", "authorized"},
+    retype=_NESTED,
+    top=True,
+)
+#: Whole-letter strategy: the model finds the items too.
+LetterDraft = create_model(
+    "LetterDraft",
+    __base__=ModelFacing,
+    __doc__="Every disputed item of an IMR letter, plus its header, reviewer and patient.",
+    case=(Case, Field(default_factory=Case)),
+    reviewer=(Reviewer, Field(default_factory=Reviewer)),
+    patient=(Patient, Field(default_factory=Patient)),
+    items=(list[ItemDraft], Field(description="Every disputed item, in letter order.")),  # type: ignore[valid-type]
+)
+
+
+def _page_in_letter(page: str, text: str) -> bool:
+    return re.search(r"(?<![\d])" + re.escape(page.strip()) + r"(?![\d])", text) is not None
+
+
+def _quote_problems(quotes: list[Any], verifier: Any, where: str) -> list[str]:
+    out = []
+    for quote in quotes:
+        found = verifier.locate(quote.text)
+        if found.tier not in ACCEPTED_TIERS:
+            out.append(
+                f"{where}: quote {collapse(quote.text)[:100]!r} is not verbatim in the letter "
+                "(copy whole sentences exactly)"
+            )
+    return out
+
+
+def _citation_problems(citations: list[Any], verifier: Any, text: str, where: str) -> list[str]:
+    out = []
+    for cit in citations:
+        if verifier.locate(cit.text).tier == "none":
+            out.append(f"{where}: citation text {collapse(cit.text)[:100]!r} is not in the letter")
+        for page in cit.pages:
+            if not _page_in_letter(page, text):
+                out.append(f"{where}: page {page!r} does not appear in the letter")
+    return out
+
+
+def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
+    """Every way ``draft`` disagrees with the letter, as sentences the model can act on."""
+    verifier, text = context["verifier"], context["text"]
+    expected = context.get("expected")  # [(name, decision)] from the layout parser, if it knows the layout
+    problems: list[str] = []
+    if isinstance(draft, ItemFill):
+        where = context.get("where", "item")
+        want = context.get("decision")
+        if want and draft.decision != want:
+            problems.append(f"{where}: the letter's heading says {want!r}, not {draft.decision!r}")
+        problems += _quote_problems(draft.quotes, verifier, where)
+        for field in ("claims_administrator_guideline", "maximus_guideline"):
+            problems += _citation_problems(getattr(draft, field), verifier, text, f"{where} {field}")
+        return problems
+    for index, item in enumerate(draft.items):  # type: ignore[attr-defined]
+        where = f"item {index + 1} ({collapse(item.item)[:60]!r})"
+        if verifier.locate(item.item).tier == "none":
+            problems.append(
+                f"{where}: this item is not in the letter; copy item names from the decisions section"
+            )
+        if expected:
+            best = max(expected, key=lambda e: fuzz.token_sort_ratio(e[0].lower(), item.item.lower()))
+            if (
+                fuzz.token_sort_ratio(best[0].lower(), item.item.lower()) >= ITEM_NAME_THRESHOLD
+                and best[1]
+                and item.decision != best[1]
+            ):
+                problems.append(f"{where}: the letter's heading says {best[1]!r}, not {item.decision!r}")
+        problems += _quote_problems(item.quotes, verifier, where)
+        for field in ("claims_administrator_guideline", "maximus_guideline"):
+            problems += _citation_problems(getattr(item, field), verifier, text, f"{where} {field}")
+    return problems

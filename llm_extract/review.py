@@ -1,0 +1,858 @@
+"""The reviewer page: one self-contained HTML file to inspect flagged results and record verdicts.
+
+``build_review_html`` is a pure function from results (and optionally gold labels and an
+evaluation report) to an HTML string: inline CSS and JavaScript, no network, opens from disk.
+Every string that came from a letter, a gold file or the extractor reaches the page either
+through jinja2's autoescape or as JSON data that the script inserts with ``textContent``: letters
+are untrusted text, and a letter containing ``<script>`` shows as text.
+
+The letter text is cut into segments here (Python code-point offsets, the ones every
+``start``/``end`` in a :class:`~llm_extract.schema.Determination` uses), so the browser never
+has to map offsets onto its UTF-16 strings.
+
+Verdicts are kept in the browser (``localStorage``, keyed by the letter's sha256) and exported as
+the JSON list that ``python -m evals.run --verdicts FILE`` reads (see :data:`VERDICT_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+import typer
+from pydantic import ValidationError
+
+from . import __version__
+from .errors import ExtractionError
+from .ingest import load
+from .schema import Citation, Determination, Item
+
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+DEFAULT_PORT = 8765
+HOST = "127.0.0.1"
+TEMPLATE = "review.html.j2"
+
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, "clean": 3}
+TIER_RANK = {"none": 0, "fuzzy": 1, "normalized": 2, "exact": 3}
+#: A mismatch points at one offset; its highlight runs to the end of that line, at most this long.
+MISMATCH_SPAN_CHARS = 160
+
+#: Fields a ``correct`` verdict may set, exactly as ``evals.run.apply_verdicts`` accepts them.
+ITEM_FIELDS = (
+    "item",
+    "decision",
+    "original_request",
+    "authorized",
+    "conclusion",
+    "claims_administrator_guideline",
+    "maximus_guideline",
+)
+LETTER_FIELDS = (
+    "case.case_number",
+    "case.date_assigned",
+    "case.date_of_injury",
+    "case.decision_date",
+    "case.ur_denial_date",
+    "case.priority",
+    "case.application_received",
+    "reviewer.licensure",
+    "reviewer.specialties",
+    "patient.age",
+    "patient.sex",
+)
+VERDICT_FIELDS = ITEM_FIELDS + LETTER_FIELDS
+
+#: The gold field a flag most likely concerns (the reviewer can pick another).
+FLAG_FIELD = {
+    "decision_contradicts_rationale": "decision",
+    "missing_decision": "decision",
+    "decision_inferred": "decision",
+    "summary_mismatch": "decision",
+    "quote_not_found": "conclusion",
+    "quote_fuzzy": "conclusion",
+    "no_conclusion": "conclusion",
+    "citation_not_found": "maximus_guideline",
+    "citation_unparsed": "maximus_guideline",
+    "citation_unknown_title": "maximus_guideline",
+    "partial_unparsed": "original_request",
+    "patient_not_found": "patient.age",
+    "header_field_missing": "case.case_number",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: results, letters, gold, eval report
+# --------------------------------------------------------------------------------------------
+
+
+class ReviewInputError(Exception):
+    """A results, gold or report file that cannot be read: one line, exit code 1."""
+
+
+def load_results(path: Path) -> list[tuple[Determination, Path]]:
+    """Every Determination in a JSONL/JSON file, or in the .json/.jsonl files of a directory,
+    each with the file it came from (relative letter paths are also tried against its directory)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".jsonl"))
+        if not files:
+            raise ReviewInputError(f"no .json or .jsonl results in {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ReviewInputError(f"results not found: {path}")
+    out: list[tuple[Determination, Path]] = []
+    for file in files:
+        out += [(det, file) for det in _parse_results_file(file)]
+    if not out:
+        raise ReviewInputError(f"no results in {path}")
+    return out
+
+
+def _parse_results_file(file: Path) -> list[Determination]:
+    try:
+        raw = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReviewInputError(f"cannot read {file}: {_one_line(exc)}") from None
+    records: list[tuple[str, Any]] = []
+    stripped = raw.strip()
+    if not stripped:
+        return []
+    try:  # one JSON document: an object or an array of objects
+        doc = json.loads(stripped)
+        records = [(f"{file}", d) for d in (doc if isinstance(doc, list) else [doc])]
+    except ValueError:  # JSON Lines
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append((f"{file}:{n}", json.loads(line)))
+            except ValueError as exc:
+                raise ReviewInputError(f"{file}:{n}: not JSON ({_one_line(exc)})") from None
+    dets = []
+    for where, record in records:
+        try:
+            dets.append(Determination.model_validate(record))
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+            loc = ".".join(str(x) for x in first["loc"])
+            raise ReviewInputError(
+                f"{where}: not a Determination ({loc or 'document'}: {first['msg']})"
+            ) from None
+    return dets
+
+
+def find_letter(
+    det: Determination, results_file: Path | None = None, letters_dir: Path | None = None
+) -> tuple[str | None, str | None]:
+    """(letter text, notice) for a result: the text when its letter is found, else a notice saying why."""
+    name = det.source.name
+    if not name:
+        return (
+            None,
+            "This result has no letter file name (it was extracted from text), so the letter cannot be shown.",
+        )
+    raw = Path(name)
+    candidates = [raw] if raw.is_absolute() else [Path.cwd() / raw]
+    if results_file is not None and not raw.is_absolute():
+        candidates.append(results_file.parent / raw)
+    if letters_dir is not None:
+        candidates.append(letters_dir / raw.name)
+        candidates += sorted(letters_dir.rglob(raw.name))
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        try:
+            letter = load(candidate)
+        except ExtractionError as exc:
+            return None, f"The letter {name} was found at {candidate} but cannot be read: {exc}"
+        notice = None
+        if letter.sha256 != det.source.sha256:
+            notice = (
+                f"The letter at {candidate} has changed since it was extracted (sha256 differs): "
+                "highlights may be misplaced."
+            )
+        return letter.text, notice
+    hint = "" if letters_dir is not None else " (pass --letters DIR to search a folder by file name)"
+    return None, f"Letter not found: {name}{hint}. Its items and flags are shown without the text."
+
+
+def load_gold_dir(directory: Path) -> list[dict[str, Any]]:
+    """Gold files (``evals/gold/*.json``) as plain dicts; matched to results by letter file name."""
+    if not directory.is_dir():
+        raise ReviewInputError(f"gold directory not found: {directory}")
+    golds = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReviewInputError(f"bad gold file {path}: {_one_line(exc)}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("letter"), str):
+            raise ReviewInputError(f"bad gold file {path}: expected an object with a 'letter' path")
+        golds.append(data)
+    if not golds:
+        raise ReviewInputError(f"no gold files (*.json) in {directory}")
+    return golds
+
+
+def load_eval_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReviewInputError(f"bad eval report {path}: {_one_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise ReviewInputError(f"bad eval report {path}: expected a JSON object (report.json)")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Page data
+# --------------------------------------------------------------------------------------------
+
+
+def _file_name(path: str | None) -> str:
+    return (path or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _collapse(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _key(text: str | None) -> str:
+    return _collapse(text).casefold()
+
+
+def _gold_citation(c: Citation) -> dict[str, Any]:
+    return {"source": c.source, "title": c.title, "year": c.year, "topic": c.topic, "pages": list(c.pages)}
+
+
+def _conclusion(item: Item) -> str | None:
+    """The predicted conclusion: the last quote, as the rules backend puts it last."""
+    return _collapse(item.quotes[-1].text) if item.quotes else None
+
+
+def _pred_fields(item: Item) -> dict[str, Any]:
+    """The item's values in gold shape: what a ``correct`` verdict starts from."""
+    return {
+        "item": item.item,
+        "decision": item.decision,
+        "original_request": item.original_request,
+        "authorized": item.authorized,
+        "conclusion": _conclusion(item),
+        "claims_administrator_guideline": [_gold_citation(c) for c in item.claims_administrator_guideline],
+        "maximus_guideline": [_gold_citation(c) for c in item.maximus_guideline],
+    }
+
+
+def _letter_fields(det: Determination) -> dict[str, Any]:
+    data = det.model_dump(mode="json")
+    return {f: data[f.split(".")[0]][f.split(".")[1]] for f in LETTER_FIELDS}
+
+
+def align_items(gold_items: Sequence[str], pred_items: Sequence[str]) -> dict[int, int]:
+    """gold index -> predicted index: equal headings first, then the closest (rapidfuzz) above 80."""
+    from rapidfuzz import fuzz
+
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for gi, g in enumerate(gold_items):
+        for pi, p in enumerate(pred_items):
+            if pi not in used and _key(g) == _key(p):
+                pairs[gi] = pi
+                used.add(pi)
+                break
+    scored = sorted(
+        (
+            (fuzz.token_set_ratio(_key(g), _key(p)), gi, pi)
+            for gi, g in enumerate(gold_items)
+            if gi not in pairs
+            for pi, p in enumerate(pred_items)
+            if pi not in used
+        ),
+        reverse=True,
+    )
+    for score, gi, pi in scored:
+        if score < 80:
+            break
+        if gi not in pairs and pi not in used:
+            pairs[gi] = pi
+            used.add(pi)
+    return pairs
+
+
+def _cite_str(c: Mapping[str, Any]) -> str:
+    parts = [c.get("source") or "", c.get("title") or ""]
+    if c.get("year"):
+        parts.append(str(c["year"]))
+    if c.get("topic"):
+        parts.append(f"— {c['topic']}")
+    if c.get("pages"):
+        parts.append("p. " + ", ".join(c["pages"]))
+    return " ".join(p for p in parts if p)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(_cite_str(v) if isinstance(v, dict) else str(v) for v in value)
+    return _collapse(str(value))
+
+
+def _same(field: str, gold: Any, pred: Any) -> bool:
+    if field.endswith("guideline"):
+
+        def keys(cs: Any) -> list[tuple[str, str]]:
+            return sorted((c.get("source") or "", _key(c.get("title"))) for c in cs or [])
+
+        return keys(gold) == keys(pred)
+    if field == "conclusion":
+        return gold is None or pred is None or _key(gold) == _key(pred)
+    if isinstance(gold, list) or isinstance(pred, list):
+        return [_key(str(x)) for x in gold or []] == [_key(str(x)) for x in pred or []]
+    if gold is None or pred is None:
+        return gold is None and pred is None
+    return _key(str(gold)) == _key(str(pred))
+
+
+def _comparison(gold: Mapping[str, Any], det: Determination) -> dict[str, Any]:
+    """Gold vs predicted, field by field, items aligned by heading."""
+    letter_rows = []
+    pred_letter = _letter_fields(det)
+    for f in LETTER_FIELDS:
+        section, name = f.split(".")
+        gv = (gold.get(section) or {}).get(name)
+        pv = pred_letter[f]
+        if gv is None and pv in (None, []):
+            continue
+        letter_rows.append({"field": f, "gold": _show(gv), "pred": _show(pv), "diff": not _same(f, gv, pv)})
+    gold_items = gold.get("items") or []
+    pairs = align_items([g.get("item", "") for g in gold_items], [p.item for p in det.items])
+    items = []
+    for gi, g in enumerate(gold_items):
+        pi = pairs.get(gi)
+        pred = _pred_fields(det.items[pi]) if pi is not None else None
+        rows = []
+        for f in ITEM_FIELDS:
+            gv = g.get(f)
+            pv = pred.get(f) if pred else None
+            if f == "conclusion" and pred is not None:
+                # grounded when the gold conclusion is one of the quotes (or inside one)
+                quotes = [_key(q.text) for q in det.items[pi].quotes]
+                hit = gv is None or any(_key(gv) in q or q in _key(gv) for q in quotes if q)
+                rows.append({"field": f, "gold": _show(gv), "pred": _show(pv), "diff": not hit})
+                continue
+            if gv in (None, []) and pv in (None, []):
+                continue
+            rows.append(
+                {
+                    "field": f,
+                    "gold": _show(gv),
+                    "pred": _show(pv),
+                    "diff": pred is None or not _same(f, gv, pv),
+                }
+            )
+        items.append(
+            {
+                "gold_index": gi,
+                "pred_index": pi,
+                "heading": g.get("item", ""),
+                "rows": rows,
+                "missing": pi is None,
+            }
+        )
+    matched = set(pairs.values())
+    extra = [{"pred_index": pi, "heading": p.item} for pi, p in enumerate(det.items) if pi not in matched]
+    return {
+        "letter": gold.get("letter"),
+        "labeller": gold.get("labeller"),
+        "notes": gold.get("notes") or "",
+        "letter_rows": letter_rows,
+        "items": items,
+        "extra": extra,
+        "pairs": {str(g): p for g, p in pairs.items()},
+    }
+
+
+#: A line break after a line of 60+ characters that does not end a sentence, followed by more text, is the PDF's wrapping:
+#: the page may show it as a space ("reflow lines"). Display only: the text and offsets are unchanged.
+_SOFT_BREAK = re.compile(r"(?<=[^\n\f]{59}[^\s.:;!?])[ \t]*\r?\n(?=[ \t]*[^\s\f])")
+
+
+def _segments(text: str, spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Cut the text at every span boundary: [[text, [span ids], soft], ...] in order.
+
+    ``soft`` is 1 for a line break the page may reflow into a space; gaps have no ids.
+    """
+    soft = [{"id": "~", "start": m.start(), "end": m.end()} for m in _SOFT_BREAK.finditer(text)]
+    every = list(spans) + soft
+    bounds = {0, len(text)}
+    for s in every:
+        bounds.add(s["start"])
+        bounds.add(s["end"])
+    cuts = sorted(b for b in bounds if 0 <= b <= len(text))
+    starts: dict[int, list[dict[str, Any]]] = {}
+    for s in every:
+        starts.setdefault(s["start"], []).append(s)
+    out: list[list[Any]] = []
+    active: list[dict[str, Any]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        active = [s for s in active if s["end"] > a] + starts.get(a, [])
+        if a == b:
+            continue
+        ids = [s["id"] for s in active if s["end"] > a]
+        is_soft = "~" in ids
+        if is_soft:
+            ids.remove("~")
+        if out and not ids and not is_soft and not out[-1][1] and not out[-1][2]:
+            out[-1][0] += text[a:b]
+        else:
+            out.append([text[a:b], ids, int(is_soft)])
+    return out
+
+
+def _valid_span(start: int | None, end: int | None, size: int) -> bool:
+    return start is not None and end is not None and 0 <= start < end <= size
+
+
+def _letter_data(
+    n: int,
+    det: Determination,
+    text: str | None,
+    notice: str | None,
+    gold: Mapping[str, Any] | None,
+    mismatches: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    size = len(text) if text is not None else 0
+    spans: list[dict[str, Any]] = []
+
+    def span(kind: str, start: int | None, end: int | None, **extra: Any) -> str | None:
+        if text is None or not _valid_span(start, end, size):
+            return None
+        sid = f"s{len(spans)}"
+        spans.append({"id": sid, "kind": kind, "start": start, "end": end, **extra})
+        return sid
+
+    items = []
+    for i, it in enumerate(det.items):
+        heading = span("heading", it.heading.start, it.heading.end, item=i) if it.heading else None
+        rationale = span("rationale", it.rationale.start, it.rationale.end, item=i) if it.rationale else None
+        cites = []
+        for fname, label in (("claims_administrator_guideline", "CA"), ("maximus_guideline", "MAXIMUS")):
+            for c in getattr(it, fname):
+                sid = span("cite", c.start, c.end, item=i, tier=c.match)
+                cites.append(
+                    {
+                        **_gold_citation(c),
+                        "field": fname,
+                        "by": label,
+                        "label": _cite_str(_gold_citation(c)),
+                        "text": _collapse(c.text),
+                        "match": c.match,
+                        "score": c.score,
+                        "span": sid,
+                    }
+                )
+        quotes = []
+        for q in it.quotes:
+            sid = span("quote", q.start, q.end, item=i, tier=q.match)
+            quotes.append(
+                {"text": _collapse(q.text), "match": q.match, "score": q.score, "page": q.page, "span": sid}
+            )
+        items.append(
+            {
+                "index": i,
+                "item": it.item,
+                "decision": it.decision,
+                "original_request": it.original_request,
+                "authorized": it.authorized,
+                "rationale_summary": it.rationale_summary,
+                "heading_span": heading,
+                "rationale_span": rationale,
+                "target": heading or rationale,
+                "citations": cites,
+                "quotes": quotes,
+                "fields": _pred_fields(it),
+            }
+        )
+
+    comparison = _comparison(gold, det) if gold is not None else None
+    gold_heading = {}  # predicted index -> gold heading (what a verdict names)
+    if comparison is not None:
+        for g_index, p_index in comparison["pairs"].items():
+            gold_heading[p_index] = (gold.get("items") or [])[int(g_index)].get("item")
+
+    def item_name(index: int | None) -> str | None:
+        if index is None or not 0 <= index < len(det.items):
+            return None
+        return gold_heading.get(index, det.items[index].item)
+
+    targets = []
+    seen: dict[str, int] = {}
+
+    def target_id(base: str) -> str:
+        seen[base] = seen.get(base, 0) + 1
+        return base if seen[base] == 1 else f"{base}#{seen[base]}"
+
+    for k, f in enumerate(det.flags):
+        sid = span("flag", f.start, f.end, item=f.item, severity=f.severity)
+        fallback = None
+        if sid is None and f.item is not None and 0 <= f.item < len(items):
+            fallback = items[f.item]["rationale_span"] or items[f.item]["heading_span"]
+        targets.append(
+            {
+                "id": target_id(
+                    f"flag:{f.code.value}:{f.item if f.item is not None else '-'}:{f.start if f.start is not None else '-'}"
+                ),
+                "type": "flag",
+                "index": k,
+                "code": f.code.value,
+                "severity": f.severity,
+                "message": f.message,
+                "item_index": f.item,
+                "verdict_item": item_name(f.item),
+                "field": FLAG_FIELD.get(f.code.value, "item"),
+                "span": sid or fallback,
+                "span_exact": sid is not None,
+            }
+        )
+    pred_by_heading = {_key(it.item): i for i, it in enumerate(det.items)}
+    gold_items = (gold or {}).get("items") or []
+    gold_to_pred = {int(g): p for g, p in (comparison or {}).get("pairs", {}).items()}
+    for m in mismatches:
+        kind, field = str(m.get("kind", "")), str(m.get("field", ""))
+        heading = m.get("item")
+        index = None
+        if heading is not None:
+            for gi, g in enumerate(gold_items):
+                if _key(g.get("item")) == _key(heading) and gi in gold_to_pred:
+                    index = gold_to_pred[gi]
+                    break
+            if index is None:
+                index = pred_by_heading.get(_key(heading))
+        offset = m.get("offset")
+        sid = None
+        if isinstance(offset, int) and text is not None and 0 <= offset < size:
+            line_end = text.find("\n", offset)
+            end = min(size, offset + MISMATCH_SPAN_CHARS, line_end if line_end > offset else size)
+            sid = span("mismatch", offset, max(end, offset + 1))
+        if sid is None and index is not None:
+            sid = items[index]["target"]
+        targets.append(
+            {
+                "id": target_id(f"mismatch:{kind}:{field}:{_collapse(heading) if heading else '-'}"),
+                "type": "mismatch",
+                "kind": kind,
+                "severity": "mismatch",
+                "message": f"{field}: gold {_show(m.get('gold')) or '(none)'} · predicted {_show(m.get('predicted')) or '(none)'}",
+                "gold": m.get("gold"),
+                "predicted": m.get("predicted"),
+                "context": m.get("context") or "",
+                "item_index": index,
+                "verdict_item": None if kind == "extra_item" else (heading if heading is not None else None),
+                "field": _verdict_field(kind, field),
+                "span": sid,
+                "span_exact": isinstance(offset, int),
+            }
+        )
+
+    counts = {s: sum(1 for f in det.flags if f.severity == s) for s in ("error", "warning", "info")}
+    severity = next((s for s in ("error", "warning", "info") if counts[s]), "clean")
+    name = det.source.name or f"(text {det.source.sha256[:12]})"
+    verdict_letter = (gold or {}).get("letter") or _letters_relative(det.source.name) or name
+    return {
+        "key": str(n),
+        "name": name,
+        "file": _file_name(det.source.name) or name,
+        "sha256": det.source.sha256,
+        "verdict_letter": verdict_letter,
+        "case_number": det.case.case_number,
+        "layout": det.source.layout,
+        "backend": det.source.backend,
+        "model": det.source.model,
+        "pages": det.source.page_count,
+        "characters": det.source.characters,
+        "severity": severity,
+        "counts": {**counts, "mismatch": len(mismatches)},
+        "decisions": sorted({it.decision or "none" for it in det.items}),
+        "codes": sorted({f.code.value for f in det.flags}),
+        "notice": notice,
+        "has_text": text is not None,
+        "segments": _segments(text, spans) if text is not None else [],
+        "spans": {s["id"]: {k: v for k, v in s.items() if k != "id"} for s in spans},
+        "items": items,
+        "targets": targets,
+        "gold": comparison,
+        "letter_fields": _letter_fields(det),
+    }
+
+
+def _verdict_field(kind: str, field: str) -> str:
+    """The gold field a mismatch's ``correct`` verdict sets (``evals.run.apply_verdicts`` names)."""
+    if field in VERDICT_FIELDS:
+        return field
+    head = field.split(".")[0]
+    if head in ("claims_administrator_guideline", "maximus_guideline"):
+        return head
+    if kind in ("conclusion", "fabricated_quote") or field == "quotes":
+        return "conclusion"
+    return "item"
+
+
+def _letters_relative(name: str | None) -> str | None:
+    """``evals/letters/x/y.pdf`` -> ``x/y.pdf`` (how gold files and verdicts name letters)."""
+    if not name:
+        return None
+    norm = name.replace("\\", "/")
+    marker = "evals/letters/"
+    return norm.split(marker, 1)[1] if marker in norm else None
+
+
+def _by_file_name(records: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        out.setdefault(_file_name(str(r.get("letter", ""))), []).append(r)
+    return out
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    return dict(obj)
+
+
+def build_review_data(
+    results: Sequence[Determination | Mapping[str, Any]],
+    letters_text: Sequence[str | None] | Mapping[str, str | None],
+    gold: Sequence[Any] | None = None,
+    eval_report: Mapping[str, Any] | None = None,
+    notices: Sequence[str | None] | None = None,
+) -> dict[str, Any]:
+    """The page's data. ``letters_text`` is parallel to ``results`` or keyed by sha256 (None: not found)."""
+    dets = [r if isinstance(r, Determination) else Determination.model_validate(r) for r in results]
+    golds = _by_file_name(_as_dict(g) for g in (gold or []))
+    mismatches = _by_file_name((eval_report or {}).get("mismatches") or [])
+    letters = []
+    for n, det in enumerate(dets):
+        if isinstance(letters_text, Mapping):
+            text = letters_text.get(det.source.sha256)
+        else:
+            text = letters_text[n] if n < len(letters_text) else None
+        notice = notices[n] if notices is not None and n < len(notices) else None
+        if text is None and notice is None:
+            notice = f"Letter not found: {det.source.name or '(no file name)'}. Its items and flags are shown without the text."
+        fname = _file_name(det.source.name)
+        g = golds.get(fname, [None])[0] if fname else None
+        letters.append(_letter_data(n, det, text, notice, g, mismatches.get(fname, []) if fname else []))
+    letters.sort(
+        key=lambda d: (
+            SEVERITY_RANK[d["severity"]],
+            -d["counts"]["error"],
+            -d["counts"]["warning"],
+            -d["counts"]["mismatch"],
+            -d["counts"]["info"],
+            d["file"],
+        )
+    )
+    summary = {s: sum(1 for d in letters if d["severity"] == s) for s in SEVERITY_RANK}
+    report_info = None
+    if eval_report:
+        report_info = {
+            "backend": eval_report.get("backend"),
+            "passed": eval_report.get("passed"),
+            "mismatches": len(eval_report.get("mismatches") or []),
+            "letters": (eval_report.get("letters") or {}).get("total"),
+        }
+    return {
+        "version": __version__,
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "letters": letters,
+        "summary": summary,
+        "has_gold": gold is not None,
+        "report": report_info,
+        "verdict_fields": list(VERDICT_FIELDS),
+    }
+
+
+def _json_for_script(data: Any) -> str:
+    """JSON safe inside <script>: no '<', '>' or '&' survives, so '</script>' cannot end the block."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    source = resources.files("llm_extract").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(source)
+
+
+def build_review_html(
+    results: Sequence[Determination | Mapping[str, Any]],
+    letters_text: Sequence[str | None] | Mapping[str, str | None],
+    gold: Sequence[Any] | None = None,
+    eval_report: Mapping[str, Any] | None = None,
+    *,
+    notices: Sequence[str | None] | None = None,
+    title: str = "llm_extract review",
+) -> str:
+    """The reviewer page as one self-contained HTML string (pure: no files, no network)."""
+    data = build_review_data(results, letters_text, gold, eval_report, notices)
+    return _template().render(data=data, data_json=_json_for_script(data), title=title)
+
+
+# --------------------------------------------------------------------------------------------
+# Files, server, command
+# --------------------------------------------------------------------------------------------
+
+
+def build_from_paths(
+    results: Path,
+    gold: Path | None = None,
+    eval_report: Path | None = None,
+    letters: Path | None = None,
+) -> str:
+    """Read the inputs from disk and build the page; raises :class:`ReviewInputError` on bad input."""
+    if letters is not None and not letters.is_dir():
+        raise ReviewInputError(f"letters directory not found: {letters}")
+    loaded = load_results(results)
+    golds = load_gold_dir(gold) if gold is not None else None
+    report = load_eval_report(eval_report) if eval_report is not None else None
+    texts, notices = [], []
+    for det, origin in loaded:
+        text, notice = find_letter(det, origin, letters)
+        texts.append(text)
+        notices.append(notice)
+    return build_review_html(
+        [d for d, _ in loaded], texts, golds, report, notices=notices, title=f"Review: {results.name}"
+    )
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    build: Callable[[], str]
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.split("?")[0] not in ("/", "/index.html", "/review.html"):
+            self.send_error(404)
+            return
+        try:
+            body = type(self).build().encode("utf-8")
+        except ReviewInputError as exc:
+            self.send_error(500, explain=str(exc))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        sys.stderr.write(f"review: {self.address_string()} {format % args}\n")
+
+
+def make_server(build: Callable[[], str], port: int = DEFAULT_PORT) -> http.server.ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1 only that rebuilds the page on every request (fresh results)."""
+    handler = type("ReviewHandler", (_Handler,), {"build": staticmethod(build)})
+    return http.server.ThreadingHTTPServer((HOST, port), handler)
+
+
+def serve(build: Callable[[], str] | str, port: int = DEFAULT_PORT) -> None:
+    """Serve the page on http://127.0.0.1:PORT/ until interrupted. ``build`` is the HTML or a builder."""
+    builder = (lambda: build) if isinstance(build, str) else build
+    server = make_server(builder, port)
+    typer.echo(f"Serving the review page on http://{HOST}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    return typer.Exit(code)
+
+
+def review_command(
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="Results: a JSONL file of Determinations (extract --format jsonl) or a directory of .json/.jsonl.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write the HTML page here.")] = None,
+    gold: Annotated[
+        Path | None, typer.Option(help="Gold directory (evals/gold): show gold vs predicted.")
+    ] = None,
+    eval_report: Annotated[
+        Path | None, typer.Option("--eval-report", help="report.json of python -m evals.run: its mismatches.")
+    ] = None,
+    letters: Annotated[
+        Path | None, typer.Option(help="Also look for letters in this directory, by file name.")
+    ] = None,
+    serve_: Annotated[
+        bool, typer.Option("--serve", help="Serve the page on 127.0.0.1 instead of writing a file.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve.")] = DEFAULT_PORT,
+) -> None:
+    """Build the reviewer page: flagged results, highlights in the letter, verdicts to export."""
+    if not serve_ and out is None:
+        raise _fail("give -o/--output FILE for the HTML page, or --serve", EXIT_USAGE)
+
+    def build() -> str:
+        return build_from_paths(results, gold, eval_report, letters)
+
+    try:
+        html = build()
+    except ReviewInputError as exc:
+        raise _fail(str(exc)) from None
+    if serve_:
+        try:
+            serve(build, port)
+        except OSError as exc:
+            raise _fail(f"cannot serve on {HOST}:{port}: {exc}") from None
+        return
+    assert out is not None
+    try:
+        _write_atomic(out, html)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {_one_line(exc)}") from None
+    typer.echo(f"wrote {out}", err=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

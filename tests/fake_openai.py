@@ -1,0 +1,130 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1 for tests: real HTTP, no network.
+
+Each request to ``/v1/chat/completions`` takes the next step of the script (the last step
+repeats). A step is a status code, headers, and either a body (dict or raw str), an answer
+(a dict the server wraps as a tool call or as message content, matching the request's mode),
+or a delay (seconds to sleep before answering, to trigger client timeouts). Every request is
+recorded, so tests can assert how many the client sent and what they said.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Step:
+    status: int = 200
+    answer: Any = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    usage: tuple[int, int] = (100, 20)
+
+
+Responder = Callable[[dict], Step]
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI([...]) as server:``; ``server.base_url`` ends in /v1."""
+
+    def __init__(self, script: list[Step] | Responder) -> None:
+        self.script = script
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        handler = self._handler()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _next(self, request: dict) -> Step:
+        with self._lock:
+            self.requests.append(request)
+            if callable(self.script):
+                return self.script(request)
+            index = min(len(self.requests) - 1, len(self.script) - 1)
+            return self.script[index]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                request["_path"] = self.path
+                request["_auth"] = self.headers.get("authorization")
+                step = server._next(request)
+                if step.delay:
+                    time.sleep(step.delay)
+                payload = step.body if step.body is not None else _completion(request, step)
+                data = payload if isinstance(payload, str) else json.dumps(payload)
+                try:
+                    self.send_response(step.status)
+                    self.send_header("content-type", "application/json")
+                    for key, value in step.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("content-length", str(len(data.encode())))
+                    self.end_headers()
+                    self.wfile.write(data.encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler
+
+
+def _completion(request: dict, step: Step) -> dict:
+    """A chat.completion answering ``step.answer`` the way the request asked (tools or content)."""
+    if step.status >= 400:
+        return {
+            "error": {"message": f"scripted error {step.status}", "type": "scripted", "code": step.status}
+        }
+    answer = step.answer
+    content = answer if isinstance(answer, str) else json.dumps(answer)
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    finish = "stop"
+    tools = request.get("tools")
+    if tools:
+        name = tools[0]["function"]["name"]
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": content}}
+            ],
+        }
+        finish = "tool_calls"
+    prompt, completion = step.usage
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "fake"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
