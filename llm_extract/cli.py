@@ -23,6 +23,7 @@ from . import __version__
 from .cache import ResultCache
 from .errors import ExtractionError, LLMError
 from .pipeline import BACKENDS, extract
+from .review import review_command
 from .schema import json_schema
 
 EXIT_LETTER_FAILED = 1
@@ -168,6 +169,9 @@ def schema_cmd(
 ) -> None:
     """Print the JSON Schema of a Determination, generated from the pydantic models."""
     _write(json.dumps(json_schema(), indent=2) + "\n", out)
+
+
+app.command("review")(review_command)
 
 
 @app.command("version")

@@ -87,6 +87,10 @@ FLAG_FIELD = {
     "partial_unparsed": "original_request",
     "patient_not_found": "patient.age",
     "header_field_missing": "case.case_number",
+    "crosscheck_decision": "decision",
+    "crosscheck_citation_source": "maximus_guideline",
+    "crosscheck_missing_item": "item",
+    "crosscheck_extra_item": "item",
 }
 
 
