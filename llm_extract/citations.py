@@ -48,7 +48,7 @@ ODG_CHAPTERS = [
     r"Neck\s+(?:and|&)\s+Upper\s+Back(?:\s*\(Acute\s+(?:and|&)\s+Chronic\))?",
     r"Knee\s+(?:and|&)\s+Leg(?:\s*\(Acute\s+(?:and|&)\s+Chronic\))?",
     r"Shoulder(?:\s*\(Acute\s+(?:and|&)\s+Chronic\))?",
-    r"Hip\s+(?:and|&)\s+(?:Pelvis|Groin)",
+    r"Hips?\s+(?:and|&)\s+(?:Pelvis|Groin)",
     r"Ankle\s+(?:and|&)\s+Foot",
     r"Mental\s+Illness\s+(?:and|&)\s+Stress",
     r"Pain\s*\(Chronic\)",
@@ -62,7 +62,7 @@ ODG_CHAPTERS = [
     r"Hand",
     r"Low\s+Back",
 ]
-_ODG_CHAPTER = re.compile(r"(?:" + "|".join(ODG_CHAPTERS) + r")\b", _F)
+_ODG_CHAPTER = re.compile(r"(?:" + "|".join(ODG_CHAPTERS) + r")(?![A-Za-z])", _F)
 
 DECISION_BASED_ON = re.compile(r"Decision\s+based\s+on\s+", _F)
 NON_MTUS = re.compile(r"Non[\s\-\ufffe]*MTUS\s+(?:Citation\s*:?\s*)?", _F)
@@ -268,7 +268,8 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
         m = name.search(rest)
         if m:
             rest = rest[m.end() :]
-    rest = re.sub(r"\(updated[^)]*\)|\bChapter\s+\d+\b|https?://\S+", " ", rest, flags=_F)
+    rest = re.sub(r"\(updated[^)]*\)|\bChapter\s+\d+\b|https?://\S+|,?\s*\b(?:19|20)\d\d\b,?|\bWeb\s+Version\b,?",
+                  " ", rest, flags=_F)
     rest = PAGES.sub(" ", rest)
     rest = collapse(rest).lstrip(" ,:;-\u2013/").strip(TRAILING_JUNK)
     if source == "other":
@@ -277,7 +278,7 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
     chapter = _ODG_CHAPTER.match(rest)
     if chapter:
         title = chapter.group(0)
-        topic = rest[chapter.end() :]
+        topic = re.sub(r"^\s*Chapter\b", "", rest[chapter.end() :], flags=_F)
     else:
         parts = re.split(r",\s+|\s+-\s+|\s+\u2013\s+|:\s+", rest, maxsplit=1)
         title, topic = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])

@@ -122,6 +122,13 @@ _ABBREVIATIONS = re.compile(
 )
 
 
+def _open_quote(fragment: str) -> bool:
+    """True when ``fragment`` has an unclosed double quote (straight or curly)."""
+    straight = fragment.count('"') % 2 == 1
+    curly = fragment.count("\u201c") > fragment.count("\u201d")
+    return straight or curly
+
+
 def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans inside ``text[start:end]`` (offsets into ``text``), whitespace-trimmed."""
     spans: list[tuple[int, int]] = []
@@ -131,6 +138,8 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
         stop = start + m.end()
         if _ABBREVIATIONS.search(text[max(cursor, stop - 8) : stop]):
             continue
+        if _open_quote(text[cursor:stop]):
+            continue  # a period inside a quoted request does not end the sentence
         spans.append((cursor, stop))
         cursor = stop
     spans.append((cursor, end))

@@ -44,8 +44,9 @@ class RulesBackend:
 
 def _backends() -> dict[str, Backend]:
     from .llm.backend import LLMBackend
+    from .llm.local import LocalBackend
 
-    return {"rules": RulesBackend(), "openai": LLMBackend()}
+    return {"rules": RulesBackend(), "openai": LLMBackend(), "local": LocalBackend()}
 
 
 BACKENDS: dict[str, Backend] = _backends()
