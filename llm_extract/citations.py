@@ -268,8 +268,12 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
         m = name.search(rest)
         if m:
             rest = rest[m.end() :]
-    rest = re.sub(r"\(updated[^)]*\)|\bChapter\s+\d+\b|https?://\S+|,?\s*\b(?:19|20)\d\d\b,?|\bWeb\s+Version\b,?",
-                  " ", rest, flags=_F)
+    rest = re.sub(
+        r"\(updated[^)]*\)|\bChapter\s+\d+\b|https?://\S+|,?\s*\b(?:19|20)\d\d\b,?|\bWeb\s+Version\b,?",
+        " ",
+        rest,
+        flags=_F,
+    )
     rest = PAGES.sub(" ", rest)
     rest = collapse(rest).lstrip(" ,:;-\u2013/").strip(TRAILING_JUNK)
     if source == "other":

@@ -7,24 +7,38 @@ file and what is wrong, and the exit code says what happened (0 ok, 1 a letter f
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from . import __version__
+from .batch import BatchError, JsonlWriter, done_letters, expand, extract_many
 from .cache import ResultCache
-from .errors import ExtractionError, LLMError
-from .pipeline import BACKENDS, extract
+from .errors import ExtractionError
+from .pipeline import BACKENDS
 from .review import review_command
-from .schema import json_schema
+from .schema import Determination, json_schema
 
 EXIT_LETTER_FAILED = 1
 EXIT_USAGE = 2
@@ -58,15 +72,31 @@ def _write(text: str, out: Path | None) -> None:
         raise
 
 
+#: Errors that would fail every letter the same way: stop the batch at the first one.
+FATAL_CODES = {"llm_config", "llm_auth", "llm_request", "unknown_backend", "local_model"}
+
+
 @app.command("extract")
 def extract_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Letters: .pdf or .txt files.", show_default=False)],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Letters: .pdf/.txt files, directories, or glob patterns.", show_default=False),
+    ],
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="json (one object, or an array) or jsonl.")
     ] = (OutputFormat.json),
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     backend: Annotated[str, typer.Option(help=f"Extraction backend: {', '.join(BACKENDS)}.")] = "rules",
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Letters in parallel (processes for rules, threads for LLMs).")
+    ] = 1,
     strict: Annotated[bool, typer.Option(help="Exit 3 when any result carries an error flag.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume/--restart", help="With -o FILE.jsonl: skip letters already in it.")
+    ] = True,
+    progress: Annotated[
+        bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="LLM model (default $LLM_EXTRACT_MODEL).")] = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL).")
@@ -82,7 +112,7 @@ def extract_cmd(
         bool, typer.Option(help="Log rendered prompts at DEBUG (they contain letter text).")
     ] = False,
 ) -> None:
-    """Extract each letter into a verified Determination (JSON).
+    """Extract letters into verified Determinations (JSON, or JSONL streamed and resumable).
 
     The API key is read from $OPENAI_API_KEY, never from the command line (it would land in shell history).
     """
@@ -101,33 +131,111 @@ def extract_cmd(
     if log_prompts:
         logging.basicConfig(level=logging.WARNING)
         logging.getLogger("llm_extract").setLevel(logging.DEBUG)
-    results, failed, flagged = [], 0, 0
-    for path in files:
-        try:
-            result = extract(path, backend=backend, **options)
-        except LLMError as exc:
-            err.print(f"error: {exc}", markup=False)
-            raise typer.Exit(EXIT_LETTER_FAILED) from None
-        except ExtractionError as exc:
-            failed += 1
-            err.print(f"error: {exc}", markup=False)
-            continue
-        if not result.ok:
-            flagged += 1
-        results.append(result.model_dump(mode="json"))
-    if fmt is OutputFormat.jsonl:
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
-    elif len(files) == 1:
-        text = json.dumps(results[0], ensure_ascii=False, indent=2) + "\n" if results else ""
-    else:
-        text = json.dumps(results, ensure_ascii=False, indent=2) + "\n"
-    if text:
-        _write(text, out)
-    if failed:
+    files = expand(inputs)
+    if not files:
+        err.print(f"error: no letters (.pdf, .txt) found in: {' '.join(inputs)}")
         raise typer.Exit(EXIT_LETTER_FAILED)
-    if strict and flagged:
-        err.print(f"{flagged} result(s) carry error flags")
+    streaming = fmt is OutputFormat.jsonl
+    skipped = 0
+    if streaming and out is not None and resume:
+        done = done_letters(out)
+        todo = [p for p in files if str(p) not in done and _sha256_of(p) not in done]
+        skipped, files = len(files) - len(todo), todo
+    elif streaming and out is not None:
+        out.unlink(missing_ok=True)
+    tally = Tally()
+    show = progress if progress is not None else err.is_terminal
+    outcomes = extract_many(files, backend=backend, jobs=jobs, **options)
+    results: list[dict] = []
+    writer = JsonlWriter(out) if streaming and out is not None else None
+    try:
+        with _progress(show, len(files)) as bar:
+            task = bar.add_task("extracting", total=len(files)) if bar else None
+            for outcome in outcomes:
+                tally.add(outcome)
+                if isinstance(outcome, BatchError):
+                    err.print(f"error: {outcome.message}", markup=False)
+                    if outcome.error in FATAL_CODES:
+                        raise typer.Exit(EXIT_LETTER_FAILED)
+                if writer is not None:
+                    writer.write(outcome)
+                elif streaming:
+                    sys.stdout.write(outcome.model_dump_json() + "\n")
+                elif isinstance(outcome, Determination):
+                    results.append(outcome.model_dump(mode="json"))
+                if bar is not None and task is not None:
+                    bar.advance(task)
+    finally:
+        if writer is not None:
+            writer.close()
+    if not streaming and results:
+        single = len(inputs) == 1 and len(files) == 1 and not any(ch in inputs[0] for ch in "*?[")
+        body = results[0] if single and not Path(inputs[0]).is_dir() else results
+        _write(json.dumps(body, ensure_ascii=False, indent=2) + "\n", out)
+    if len(files) + skipped > 1:
+        err.print(tally.summary(skipped), markup=False)
+    if tally.failed:
+        raise typer.Exit(EXIT_LETTER_FAILED)
+    if strict and tally.flagged:
+        err.print(f"{tally.flagged} result(s) carry error flags")
         raise typer.Exit(EXIT_FLAGGED)
+
+
+def _sha256_of(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+class Tally:
+    """Counts for the end-of-run summary."""
+
+    def __init__(self) -> None:
+        self.ok = self.flagged = self.failed = self.tokens = 0
+        self.cost = 0.0
+        self.started = time.monotonic()
+
+    def add(self, outcome: Determination | BatchError) -> None:
+        if isinstance(outcome, BatchError):
+            self.failed += 1
+            return
+        if outcome.ok:
+            self.ok += 1
+        else:
+            self.flagged += 1
+        usage = outcome.source.usage
+        if usage is not None and not outcome.source.cached:
+            self.tokens += usage.prompt_tokens + usage.completion_tokens
+            self.cost += usage.estimated_cost_usd or 0.0
+
+    def summary(self, skipped: int) -> str:
+        seconds = time.monotonic() - self.started
+        done = self.ok + self.flagged + self.failed
+        rate = done / seconds if seconds > 0 else 0.0
+        parts = [f"{done} letters: {self.ok} ok, {self.flagged} flagged, {self.failed} failed"]
+        if skipped:
+            parts.append(f"{skipped} already done")
+        parts.append(f"{self.tokens} tokens, ${self.cost:.4f}")
+        parts.append(f"{seconds:.1f} s ({rate:.1f} letters/s)")
+        return " · ".join(parts)
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Progress | None]:
+    if not show or total < 2:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(show_speed=True),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        yield bar
 
 
 def llm_options(backend: str, **given: object) -> dict[str, object]:

@@ -116,7 +116,9 @@ HEADER_END = re.compile(r"HOW\s+THE\s+IMR\s+FINAL\s+DETERMINATION\s+WAS\s+MADE|C
 LICENSURE = re.compile(r"State\(s\)\s+of\s+Licensure\s*:[ \t\u00a0]*([^\r\n\f]*)", _F)
 SPECIALTY = re.compile(r"Certification\(s\)\s*/\s*Specialty\s*:", _F)
 #: The specialty list ends at the next section title (an upper-case line); case matters here.
-SPECIALTY_END = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n")
+SPECIALTY_END = re.compile(
+    r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n"
+)
 PROSE_BOARD = re.compile(
     r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", _F
 )

