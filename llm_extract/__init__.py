@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .batch import BatchError, extract_many
 from .cache import ResultCache
 from .errors import (
     BinaryInputError,
@@ -37,6 +38,8 @@ from .schema import (
 from .verify import Verifier, verify
 
 __all__ = [
+    "BatchError",
+    "extract_many",
     "BACKENDS",
     "Case",
     "Citation",

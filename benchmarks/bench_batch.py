@@ -1,0 +1,114 @@
+"""Batch throughput, LLM concurrency, cache speed-up and memory, measured side by side in one run.
+
+    python benchmarks/bench_batch.py [--latency 0.5] [--letters 48] [--memory-letters 1000]
+
+Prints:
+- rules backend, PDF -> verified Determination on the 158 real PDFs: letters/s with 1 process and
+  with one process per core (and per core);
+- against a local fake OpenAI endpoint with fixed latency: 8 jobs vs 1 (goal >= 6x), and a cached
+  re-run vs the uncached run (goal >= 100x);
+- peak memory (RSS) streaming 100 vs 1,000 letters through extract_many (flat = similar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_openai import FakeOpenAI, Step  # noqa: E402
+
+from llm_extract import extract, extract_many, load  # noqa: E402
+
+PDFS = sorted((ROOT / "evals" / "letters" / "imr-2016-2017").glob("*.pdf"))
+SEED = ROOT / "evals" / "letters" / "seeds" / "000_c56c88992780afee.txt"
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def rules_throughput() -> None:
+    cores = os.cpu_count() or 1
+    one = timed(lambda: list(extract_many(PDFS, jobs=1)))
+    many = timed(lambda: list(extract_many(PDFS, jobs=cores)))
+    n = len(PDFS)
+    print(f"rules, 1 process          : {n / one:7.1f} letters/s")
+    print(f"rules, {cores} processes        : {n / many:7.1f} letters/s  ({n / many / cores:.1f} per core, "
+          f"{one / many:.2f}x)")
+
+
+def answer_for(text: str) -> dict:
+    result = extract(text)
+
+    def cit(c):
+        return {"text": c.text, "source": c.source, "title": c.title, "year": c.year, "topic": c.topic,
+                "pages": c.pages}
+
+    return {
+        "case": result.case.model_dump(mode="json"), "reviewer": result.reviewer.model_dump(mode="json"),
+        "patient": result.patient.model_dump(mode="json"),
+        "items": [{"item": i.item, "decision": i.decision, "original_request": i.original_request,
+                   "authorized": i.authorized,
+                   "claims_administrator_guideline": [cit(c) for c in i.claims_administrator_guideline],
+                   "maximus_guideline": [cit(c) for c in i.maximus_guideline],
+                   "rationale_summary": "Not supported by the cited guideline.",
+                   "quotes": [{"text": q.text} for q in i.quotes]} for i in result.items],
+    }
+
+
+def llm_concurrency(latency: float, count: int) -> None:
+    base = load(SEED).text
+    letters = [base + "\n" * i for i in range(count)]  # distinct letters (distinct cache keys), same items
+    answer = answer_for(base)
+    with FakeOpenAI([Step(answer=answer, delay=latency)]) as server, tempfile.TemporaryDirectory() as cache:
+        opts = dict(backend="openai", model="fake", base_url=server.base_url, api_key="k", mode="json",
+                    strategy="whole-letter", cache_dir=cache)
+        serial = timed(lambda: list(extract_many(letters, jobs=1, cache=False, **opts)))
+        parallel = timed(lambda: list(extract_many(letters, jobs=8, **opts)))  # fills the cache
+        cached = timed(lambda: list(extract_many(letters, jobs=8, **opts)))
+        sent = len(server.requests)
+    print(f"LLM {count} letters, {latency:.1f}s latency: 1 job {serial:6.2f}s, 8 jobs {parallel:6.2f}s "
+          f"-> {serial / parallel:.1f}x (goal >= 6x)")
+    print(f"LLM cached re-run          : {cached:6.3f}s vs uncached {parallel:.2f}s -> {parallel / cached:.0f}x "
+          f"(goal >= 100x); requests sent {sent} (= {2 * count}: none for the cached run)")
+
+
+def peak_rss_mb(count: int) -> float:
+    """Peak RSS of a fresh process streaming ``count`` letters through extract_many."""
+    code = (
+        "import itertools,resource,sys; from pathlib import Path; from llm_extract import extract_many\n"
+        f"pdfs=sorted(Path({str(ROOT)!r}).glob('evals/letters/imr-2016-2017/*.pdf'))\n"
+        f"letters=itertools.islice(itertools.cycle(pdfs), {count})\n"
+        "n=sum(1 for _ in extract_many(letters, jobs=1))\n"
+        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) == count
+    return int(out[1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--letters", type=int, default=48)
+    parser.add_argument("--memory-letters", type=int, default=1000)
+    args = parser.parse_args()
+    rules_throughput()
+    llm_concurrency(args.latency, args.letters)
+    small, large = peak_rss_mb(100), peak_rss_mb(args.memory_letters)
+    print(f"peak RSS, 100 letters      : {small:7.1f} MB")
+    print(f"peak RSS, {args.memory_letters} letters    : {large:7.1f} MB  ({large / small:.2f}x: flat)")
+
+
+if __name__ == "__main__":
+    main()
