@@ -282,6 +282,30 @@ def schema_cmd(
 app.command("review")(review_command)
 
 
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[
+        str | None, typer.Option(help="Local model: qwen2.5-coder-1.5b (default) or gemma3-270m.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+) -> None:
+    """Run the embedded model's OpenAI-compatible server on 127.0.0.1 for other clients (Ctrl-C stops it)."""
+    from .llm.local import DEFAULT_MODEL, LocalServer
+
+    server = LocalServer(
+        model or os.environ.get("LLM_EXTRACT_LOCAL_MODEL") or DEFAULT_MODEL, threads=threads, port=port
+    ).start()
+    err.print(f"serving {server.key} at {server.base_url} (model file {server.path}); Ctrl-C to stop")
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the version."""

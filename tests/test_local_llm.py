@@ -1,0 +1,88 @@
+"""The embedded local LLM for real: llama.cpp's server with the pinned model, on a real letter.
+
+Runs whenever ``pip install -e ".[local]"`` has installed llama-cpp-python and the model; CI sets
+LLM_EXTRACT_REQUIRE_LOCAL=1 so a missing install fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import pdf
+
+from llm_extract import Determination, FlagCode, extract, load
+from llm_extract.llm import local
+
+KEY = os.environ.get("LLM_EXTRACT_LOCAL_MODEL") or local.DEFAULT_MODEL
+LETTER = pdf("CM17-0005589")  # a real one-item 2017 letter (an MRI, overturned)
+
+
+def _missing() -> str | None:
+    try:
+        import llama_cpp  # noqa: F401
+
+        local.model_path(KEY)
+    except Exception as exc:  # not installed: say why
+        return f"local model unavailable ({exc}); install with: pip install -e '.[local]'"
+    return None
+
+
+def _require_local() -> None:
+    reason = _missing()
+    if reason and os.environ.get("LLM_EXTRACT_REQUIRE_LOCAL"):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+
+
+def test_local_model_end_to_end_on_a_real_letter(tmp_path: Path) -> None:
+    _require_local()
+    text = load(LETTER).text
+    rules = extract(LETTER)
+    result = extract(LETTER, backend="local", model=KEY, cache_dir=tmp_path / "cache")
+    assert isinstance(result, Determination)
+    assert result.source.backend == "local" and result.source.model == KEY
+    assert result.source.usage and result.source.usage.requests >= 1 and result.source.usage.estimated_cost_usd == 0
+    assert [i.item for i in result.items] == [i.item for i in rules.items]  # per-item: the parser names items
+    error_codes = {f.code for f in result.flags if f.severity == "error"}
+    for index, item in enumerate(result.items):
+        for quote in item.quotes:  # every quote is grounded in the letter, or flagged
+            if quote.match == "none":
+                assert FlagCode.QUOTE_NOT_FOUND in error_codes
+            else:
+                assert quote.start is not None and 0 <= quote.start < quote.end <= len(text)
+                if quote.match == "exact":
+                    assert text[quote.start : quote.end] == quote.text
+        if item.decision != rules.items[index].decision:
+            assert FlagCode.CROSSCHECK_DECISION in error_codes or FlagCode.LLM_REASK_EXHAUSTED in error_codes
+    again = extract(LETTER, backend="local", model=KEY, cache_dir=tmp_path / "cache")
+    assert again.source.cached is result.ok  # only a flag-free result was cached
+
+
+def test_a_model_file_with_the_wrong_checksum_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "fake_model_part_pkg"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "part.bin").write_bytes(b"GGUF" + b"\0" * 64)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LLM_EXTRACT_MODELS_DIR", str(tmp_path / "models"))
+    spec = local.ModelSpec(key="fake", filename="fake.gguf", sha256="0" * 64, size=68,
+                           parts=(("fake_model_part_pkg", "part.bin"),), requirement="-", note="-")
+    monkeypatch.setitem(local.MODELS, "fake", spec)
+    with pytest.raises(local.LocalModelError, match="refusing"):
+        local.model_path("fake")
+    assert not (tmp_path / "models" / "fake.gguf").exists()
+    sys.modules.pop("fake_model_part_pkg", None)
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LLM_EXTRACT_MODELS_DIR", str(tmp_path))
+    spec = local.ModelSpec(key="absent", filename="absent.gguf", sha256="0" * 64, size=1,
+                           parts=(("no_such_model_part_package", "x.bin"),), requirement='pip install -e ".[local]"',
+                           note="-")
+    monkeypatch.setitem(local.MODELS, "absent", spec)
+    with pytest.raises(local.LocalModelError, match=r"pip install -e"):
+        local.model_path("absent")
