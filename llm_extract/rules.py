@@ -23,6 +23,7 @@ from .schema import (
     Patient,
     Quote,
     Reviewer,
+    Severity,
     SourceInfo,
     Span,
 )
@@ -102,42 +103,18 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
 def _truncation(text: str, parsed: Parsed) -> list[Flag]:
     """A letter that stops mid-item: the last rationale is missing, unfinished or inconclusive."""
     last, index = parsed.items[-1], len(parsed.items) - 1
+    at = last.rationale[1] if last.rationale else last.heading[1]
+
+    def truncated(severity: Severity, message: str) -> list[Flag]:
+        return [Flag(code=FlagCode.TRUNCATED, severity=severity, item=index, start=at, end=at, message=message)]
+
     if last.rationale is None:
-        at = last.heading[1]
-        return [
-            Flag(
-                code=FlagCode.TRUNCATED,
-                severity="error",
-                item=index,
-                start=at,
-                end=at,
-                message="the letter stops before the last item's rationale",
-            )
-        ]
+        return truncated("error", "the letter stops before the last item's rationale")
     if TERMINAL.search(text[last.rationale[0] : last.rationale[1]]):
         return []
-    at = last.rationale[1]
     if conclusion(text, last.rationale) is None:
-        return [
-            Flag(
-                code=FlagCode.TRUNCATED,
-                severity="error",
-                item=index,
-                start=at,
-                end=at,
-                message="the letter stops mid-sentence, before the last rationale reaches a conclusion",
-            )
-        ]
-    return [
-        Flag(
-            code=FlagCode.TRUNCATED,
-            severity="warning",
-            item=index,
-            start=at,
-            end=at,
-            message="the last rationale does not end with a full stop; the letter may be cut short",
-        )
-    ]
+        return truncated("error", "the letter stops mid-sentence, before the last rationale reaches a conclusion")
+    return truncated("warning", "the last rationale does not end with a full stop; the letter may be cut short")
 
 
 def conclusion(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
