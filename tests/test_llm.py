@@ -358,3 +358,55 @@ def test_pdf_letter_per_item_against_scripted_model(tmp_path: Path) -> None:
         result = extract(path, **options(server, tmp_path, strategy="per-item"))
         assert len(server.requests) == len(rules.items) == 10 and result.ok
         assert result.items[-1].original_request == rules.items[-1].original_request
+
+
+def test_evals_run_scores_the_openai_backend_against_an_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m evals.run --backend openai`` against an OpenAI-compatible endpoint (here a scripted one)."""
+    import shutil
+
+    from evals.gold import GOLD_DIR
+    from evals.run import main
+
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    names = ["seed-000_c56c88992780afee", "seed-003_759ca36a1a33b355", "CM16-0230651"]
+    for name in names:
+        shutil.copy(GOLD_DIR / f"{name}.json", gold)
+    fills = {}
+    for letter in (SEEDS[0], SEEDS[3], pdf("CM16-0230651")):
+        for item in extract(letter).items:
+            fills[item.item] = {
+                k: v
+                for k, v in item_json(item).items()
+                if k not in ("item", "original_request", "authorized")
+            }
+
+    def answer(request: dict) -> Step:
+        user = request["messages"][-1]["content"]
+        return Step(answer=next(fill for name, fill in fills.items() if f'("{name}")' in user))
+
+    monkeypatch.setenv("LLM_EXTRACT_CACHE_DIR", str(tmp_path / "cache"))
+    with FakeOpenAI(answer) as server:
+        code = main(
+            [
+                "--backend",
+                "openai",
+                "--model",
+                "fake-model",
+                "--base-url",
+                server.base_url,
+                "--gold",
+                str(gold),
+                "--out",
+                str(tmp_path / "out"),
+                "--jobs",
+                "2",
+            ]
+        )
+        reasks = [r['messages'][-1]['content'][:300] for r in server.requests if len(r['messages']) > 2]
+        assert len(server.requests) == 3 + 3 + 10, reasks  # one per item, no re-asks
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["backend"] == "openai"
+    assert report["summary"]["items"]["value"] == 1.0 and report["summary"]["decisions"]["value"] == 1.0
