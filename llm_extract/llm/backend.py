@@ -136,7 +136,7 @@ class _Session:
         self.log_prompts = log_prompts
         self.client = endpoint.client()
         self.client.on("completion:response", self._count)
-        self.system = prompts.system_prompt(letter.sha256)
+        self.system = prompts.system_prompt()
 
     def _count(self, response: Any) -> None:
         usage = getattr(response, "usage", None)

@@ -57,8 +57,9 @@ def _defuse(text: str) -> str:
     return _FENCE_LIKE.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
 
-def system_prompt(sha256: str) -> str:
-    return _environment().get_template("system.j2").render(**_fences(sha256))
+def system_prompt() -> str:
+    """The same for every letter and item, so llama.cpp can reuse its KV cache for this prefix."""
+    return _environment().get_template("system.j2").render()
 
 
 def letter_prompt(text: str, sha256: str) -> str:
