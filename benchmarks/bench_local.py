@@ -31,6 +31,11 @@ def main() -> None:
     t0 = time.perf_counter()
     server = local.shared_server(args.model)
     print(f"model {args.model}: server up in {time.perf_counter() - t0:.1f}s ({server.threads} threads)")
+    warm = ROOT / "evals/letters/seeds/002_8822f2662c004dba.txt"
+    for strategy in ("per-item", "whole-letter"):  # evaluate each strategy's shared prefix once
+        t = time.perf_counter()
+        extract(warm, backend="local", model=args.model, strategy=strategy, cache=False)
+        print(f"warm-up ({strategy}, {warm.name}): {time.perf_counter() - t:.1f}s")
     for letter in args.letters:
         rules = extract(letter)
         for strategy in ("per-item", "whole-letter"):

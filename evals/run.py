@@ -8,6 +8,7 @@ The defaults below are what CI gates on when the command runs without options.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -121,13 +122,18 @@ def check_thresholds(summary: dict[str, dict[str, Any]], limits: dict[str, float
 # --------------------------------------------------------------------------------------------
 
 
-def load_gold_dir(directory: Path) -> list[GoldLetter]:
-    """Like :func:`evals.gold.load_gold`, but a bad file is a usage error naming the file."""
+def load_gold_dir(directory: Path, only: list[str] | None = None) -> list[GoldLetter]:
+    """Like :func:`evals.gold.load_gold`, but a bad file is a usage error naming the file.
+
+    ``only``: glob patterns over gold file names (``CM17-*``, ``seed-*``) selecting a subset.
+    """
     if not directory.is_dir():
         raise UsageError(f"gold directory not found: {directory}")
     files = sorted(directory.glob("*.json"))
+    if only:
+        files = [f for f in files if any(fnmatch.fnmatch(f.stem, pattern) for pattern in only)]
     if not files:
-        raise UsageError(f"no gold files (*.json) in {directory}")
+        raise UsageError(f"no gold files (*.json) in {directory}" + (f" matching {only}" if only else ""))
     golds = []
     for path in files:
         try:
@@ -539,10 +545,13 @@ def run(
     fail_on_regression: Annotated[
         bool, typer.Option(help="With --baseline: any regressed metric fails the run.")
     ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Only gold files whose name matches this glob (repeatable).")
+    ] = None,
 ) -> int:
     """Evaluate an extractor backend on the gold set and gate on the thresholds."""
     started = time.perf_counter()
-    golds = load_gold_dir(gold)
+    golds = load_gold_dir(gold, only)
     if not letters.is_dir():
         raise UsageError(f"letters directory not found: {letters}")
     base = load_baseline(baseline) if baseline is not None else None

@@ -20,6 +20,7 @@ import importlib
 import importlib.resources
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,8 @@ LOCAL_MAX_TOKENS = 1024
 #: Small models answer slowly on 2 cores; allow long requests.
 LOCAL_TIMEOUT_S = 600.0
 MODEL_ENV = "LLM_EXTRACT_LOCAL_MODEL"
+#: RAM for cached prompt states (llama-cpp-python's LlamaRAMCache).
+LOCAL_CACHE_BYTES = 2 * 1024**3
 
 
 class LocalModelError(LLMError):
@@ -161,6 +164,16 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM the server when its parent dies (even if killed)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: atexit still stops it on a normal exit
 
 
 class LocalServer:
