@@ -157,7 +157,7 @@ class SourceInfo(_Strict):
     kind: Literal["pdf", "text"] = "text"
     page_count: int = Field(ge=1)
     characters: int = Field(ge=0)
-    layout: str = Field(description="Detected layout: imr-2016, imr-2014, maximus-2015, mpr-2013 or unknown.")
+    layout: str = Field(description="Detected layout: imr-issues, maximus-2015, mpr-2013 or unknown.")
     backend: str
     model: str | None = None
     endpoint: str | None = Field(default=None, description="Base URL of the LLM endpoint (never the key).")

@@ -1,0 +1,1 @@
+"""LLM backends: any OpenAI-compatible endpoint (backend.py) and the embedded local model (local.py)."""
