@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: Glyphs that retyping or extraction swap for their ASCII twins.
 GLYPHS = str.maketrans(
@@ -129,8 +130,13 @@ def _open_quote(fragment: str) -> bool:
     return straight or curly
 
 
-def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Sentence spans inside ``text[start:end]`` (offsets into ``text``), whitespace-trimmed."""
+@lru_cache(maxsize=256)
+def sentences(text: str, start: int, end: int) -> tuple[tuple[int, int], ...]:
+    """Sentence spans inside ``text[start:end]`` (offsets into ``text``), whitespace-trimmed.
+
+    Cached: the rules backend asks for one rationale's sentences several times (conclusion,
+    quotes, summary), and Python caches a string's hash, so the lookup is cheap.
+    """
     spans: list[tuple[int, int]] = []
     cursor = start
     segment = text[start:end]
@@ -151,4 +157,4 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
             e -= 1
         if e > s:
             trimmed.append((s, e))
-    return trimmed
+    return tuple(trimmed)
