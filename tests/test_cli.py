@@ -53,7 +53,9 @@ def test_one_bad_letter_does_not_stop_the_others(tmp_path: Path) -> None:
     empty.write_text(" ")
     proc = run("extract", str(empty), str(SEEDS[0]), "--format", "jsonl")
     assert proc.returncode == 1
-    assert len(proc.stdout.splitlines()) == 1 and "empty.txt" in proc.stderr
+    failed, good = (json.loads(line) for line in proc.stdout.splitlines())
+    assert failed["ok"] is False and failed["error"] == "empty" and failed["letter"].endswith("empty.txt")
+    assert good["items"] and "empty.txt" in proc.stderr
 
 
 def test_usage_errors_exit_2() -> None:
