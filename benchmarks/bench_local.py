@@ -45,10 +45,12 @@ def main() -> None:
             usage = result.source.usage
             errors = sorted({f.code.value for f in result.flags if f.severity == "error"})
             agree = [i.decision for i in result.items] == [i.decision for i in rules.items]
-            print(f"{letter.name:32s} {len(rules.items)} item(s) {strategy:12s} {seconds:6.1f}s "
-                  f"({seconds / max(1, len(rules.items)):5.1f}s/item) requests {usage.requests:2d} "
-                  f"tokens {usage.prompt_tokens}+{usage.completion_tokens} decisions {'agree' if agree else 'DIFFER'} "
-                  f"errors {errors or 'none'}")
+            print(
+                f"{letter.name:32s} {len(rules.items)} item(s) {strategy:12s} {seconds:6.1f}s "
+                f"({seconds / max(1, len(rules.items)):5.1f}s/item) requests {usage.requests:2d} "
+                f"tokens {usage.prompt_tokens}+{usage.completion_tokens} decisions {'agree' if agree else 'DIFFER'} "
+                f"errors {errors or 'none'}"
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ def cache_key(parts: dict[str, Any]) -> str:
     """A stable key over ``parts`` plus the output schema's hash."""
     payload = json.dumps({**parts, "schema": schema_hash()}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_open: dict[Path, ResultCache] = {}
+_open_lock = threading.Lock()
+
+
+def open_cache(directory: Path | str | None = None) -> ResultCache:
+    """A process-wide ResultCache per directory (diskcache is thread- and process-safe), so a batch
+    does not reopen its SQLite index for every letter."""
+    path = Path(directory) if directory else default_directory()
+    with _open_lock:
+        cache = _open.get(path)
+        if cache is None:
+            cache = _open[path] = ResultCache(path)
+        return cache
 
 
 class ResultCache:

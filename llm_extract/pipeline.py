@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from . import layout, rules
-from .cache import ResultCache, cache_key
+from .cache import cache_key, open_cache
 from .errors import UnknownBackendError
 from .ingest import Letter, LetterInput, load
 from .layout import Parsed
@@ -74,16 +74,15 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
     use_cache = bool(options.pop("cache", True)) and chosen.cacheable
     cache_dir = options.pop("cache_dir", None)
     loaded = load(letter)
-    parsed = layout.parse(loaded.text)
     store = key = None
-    if use_cache:
+    if use_cache:  # only letters that parsed are ever cached, so a hit needs no parse
         key = cache_key(chosen.cache_parts(loaded, **options))
-        store = ResultCache(cache_dir)
+        store = open_cache(cache_dir)
         hit = store.get(key, loaded)
         if hit is not None:
             return hit
+    parsed = layout.parse(loaded.text)
     result = verify(chosen.run(loaded, parsed, **options), loaded)
     if store is not None and key is not None:
         store.put(key, result)
-        store.close()
     return result
