@@ -46,6 +46,8 @@ LOCAL_MAX_TOKENS = 1024
 #: Small models answer slowly on 2 cores; allow long requests.
 LOCAL_TIMEOUT_S = 600.0
 MODEL_ENV = "LLM_EXTRACT_LOCAL_MODEL"
+#: Tokens drafted per step by prompt-lookup decoding.
+LOOKUP_DRAFT_TOKENS = 10
 #: RAM for cached prompt states (llama-cpp-python's LlamaRAMCache).
 LOCAL_CACHE_BYTES = 2 * 1024**3
 
