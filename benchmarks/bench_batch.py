@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_openai import FakeOpenAI, Step  # noqa: E402
+from fake_openai import FakeOpenAI, Step, answer_from  # noqa: E402
 
 from llm_extract import extract, extract_many, load  # noqa: E402
 
@@ -50,39 +50,6 @@ def rules_throughput() -> None:
     )
 
 
-def answer_for(text: str) -> dict:
-    result = extract(text)
-
-    def cit(c):
-        return {
-            "text": c.text,
-            "source": c.source,
-            "title": c.title,
-            "year": c.year,
-            "topic": c.topic,
-            "pages": c.pages,
-        }
-
-    return {
-        "case": result.case.model_dump(mode="json"),
-        "reviewer": result.reviewer.model_dump(mode="json"),
-        "patient": result.patient.model_dump(mode="json"),
-        "items": [
-            {
-                "item": i.item,
-                "decision": i.decision,
-                "original_request": i.original_request,
-                "authorized": i.authorized,
-                "claims_administrator_guideline": [cit(c) for c in i.claims_administrator_guideline],
-                "maximus_guideline": [cit(c) for c in i.maximus_guideline],
-                "rationale_summary": "Not supported by the cited guideline.",
-                "quotes": [{"text": q.text} for q in i.quotes],
-            }
-            for i in result.items
-        ],
-    }
-
-
 def _serve(
     answer: dict,
     latency: float,
@@ -100,7 +67,7 @@ def _serve(
 def llm_concurrency(latency: float, count: int) -> None:
     base = load(SEED).text
     letters = [base + "\n" * i for i in range(count)]  # distinct letters (distinct cache keys), same items
-    answer = answer_for(base)
+    answer = answer_from(extract(base))
     ports: multiprocessing.Queue = multiprocessing.Queue()
     ask: multiprocessing.Queue = multiprocessing.Queue()
     counts: multiprocessing.Queue = multiprocessing.Queue()

@@ -128,3 +128,36 @@ def _completion(request: dict, step: Step) -> dict:
             "total_tokens": prompt + completion,
         },
     }
+
+
+SUMMARY = "The records do not support the request under the cited guideline."
+
+
+def citation_json(c: Any) -> dict:
+    return {"text": c.text, "source": c.source, "title": c.title, "year": c.year, "topic": c.topic, "pages": c.pages}
+
+
+def item_json(item: Any, **changes: Any) -> dict:
+    """A model's answer for one item, copied from a (rules) extraction: what a perfect model says."""
+    data = {
+        "item": item.item,
+        "decision": item.decision,
+        "original_request": item.original_request,
+        "authorized": item.authorized,
+        "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
+        "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
+        "rationale_summary": SUMMARY,
+        "quotes": [{"text": q.text} for q in item.quotes],
+    }
+    data.update(changes)
+    return data
+
+
+def answer_from(result: Any, **item_changes: Any) -> dict:
+    """A whole-letter answer copied from a Determination, with optional changes to every item."""
+    return {
+        "case": result.case.model_dump(mode="json"),
+        "reviewer": result.reviewer.model_dump(mode="json"),
+        "patient": result.patient.model_dump(mode="json"),
+        "items": [item_json(i, **item_changes) for i in result.items],
+    }

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import SEEDS, pdf
-from fake_openai import FakeOpenAI, Step
+from fake_openai import FakeOpenAI, Step, answer_from, item_json
 
 from llm_extract import (
     Determination,
@@ -34,39 +34,8 @@ RULES = extract(LETTER)
 API_KEY = "sk-test-secret-1234"
 
 
-def citation_json(c: Any) -> dict:
-    return {
-        "text": c.text,
-        "source": c.source,
-        "title": c.title,
-        "year": c.year,
-        "topic": c.topic,
-        "pages": c.pages,
-    }
-
-
-def item_json(item: Any, **changes: Any) -> dict:
-    data = {
-        "item": item.item,
-        "decision": item.decision,
-        "original_request": item.original_request,
-        "authorized": item.authorized,
-        "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
-        "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
-        "rationale_summary": "The records do not support the request under the cited guideline.",
-        "quotes": [{"text": q.text} for q in item.quotes],
-    }
-    data.update(changes)
-    return data
-
-
 def letter_answer(result: Determination = RULES, **item_changes: Any) -> dict:
-    return {
-        "case": result.case.model_dump(mode="json"),
-        "reviewer": result.reviewer.model_dump(mode="json"),
-        "patient": result.patient.model_dump(mode="json"),
-        "items": [item_json(i, **item_changes) for i in result.items],
-    }
+    return answer_from(result, **item_changes)
 
 
 GOOD = Step(answer=letter_answer())
