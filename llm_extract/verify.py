@@ -124,6 +124,14 @@ def ground(item: Grounding, verifier: Verifier, letter: Letter) -> Grounding:
     hint = (item.start, item.end) if item.start is not None and item.end is not None else None
     found = verifier.locate(item.text, hint)
     page = letter.page_of(found.start) if found.start is not None else None
+    if (item.match, item.score, item.start, item.end, item.page) == (
+        found.tier,
+        found.score,
+        found.start,
+        found.end,
+        page,
+    ):
+        return item  # already verified as it stands (a cache hit, a second pass): no copy
     return item.model_copy(
         update={
             "match": found.tier,
@@ -183,7 +191,10 @@ def verify(result: Determination, letter: Letter, verifier: Verifier | None = No
                         )
                     )
             groups[field] = cited
-        items.append(item.model_copy(update={"quotes": quotes, **groups}))
+        unchanged = all(a is b for a, b in zip(quotes, item.quotes)) and all(
+            a is b for field, cited in groups.items() for a, b in zip(cited, getattr(item, field))
+        )
+        items.append(item if unchanged else item.model_copy(update={"quotes": quotes, **groups}))
     return result.model_copy(update={"items": items, "flags": flags})
 
 
