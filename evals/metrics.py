@@ -34,10 +34,9 @@ from typing import Any, Literal
 from rapidfuzz import fuzz
 
 from evals.gold import GoldCitation, GoldLetter
+from llm_extract.crosscheck import ITEM_MATCH_THRESHOLD, align_items, greedy_pairs  # noqa: F401  (re-exported)
 from llm_extract.schema import Citation, Determination, Item
 
-#: Lowest heading similarity (token_sort_ratio, 0-100) at which a predicted item is the gold item.
-ITEM_MATCH_THRESHOLD = 80.0
 #: Lowest fuzz.ratio (0-100) at which a predicted citation title is the gold title.
 TITLE_MATCH_THRESHOLD = 85.0
 #: Bootstrap resamples of the letters, and the seed that makes the intervals reproducible.
@@ -98,11 +97,6 @@ def collapse(text: str) -> str:
     return _WS.sub(" ", text.replace("\ufffe", "-").replace("\u00a0", " ")).strip()
 
 
-def heading_key(text: str) -> str:
-    """The form headings are compared in: collapsed and casefolded."""
-    return collapse(text).casefold()
-
-
 def title_key(text: str | None) -> str:
     """Titles compare on letters and digits only ("Low Back" == "low-back"), casefolded."""
     return _NON_ALNUM.sub("", (text or "").casefold())
@@ -111,34 +105,6 @@ def title_key(text: str | None) -> str:
 def alnum_fold(text: str) -> str:
     """Letters and digits only, casefolded: the words of a text in order, nothing else."""
     return _NON_ALNUM.sub("", text.casefold())
-
-
-def greedy_pairs(scores: Iterable[tuple[float, int, int]], threshold: float) -> list[tuple[int, int, float]]:
-    """One-to-one pairs (a, b, score) taken by descending score; ties go to lower indices."""
-    ranked = sorted((s for s in scores if s[0] >= threshold), key=lambda s: (-s[0], s[1], s[2]))
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    pairs = []
-    for score, a, b in ranked:
-        if a not in used_a and b not in used_b:
-            used_a.add(a)
-            used_b.add(b)
-            pairs.append((a, b, score))
-    return sorted(pairs)
-
-
-def align_items(
-    gold: Sequence[str], predicted: Sequence[str], threshold: float = ITEM_MATCH_THRESHOLD
-) -> list[tuple[int, int, float]]:
-    """Pair gold headings with predicted headings: ``(gold_index, predicted_index, score)``."""
-    gold_keys = [heading_key(g) for g in gold]
-    pred_keys = [heading_key(p) for p in predicted]
-    scores = (
-        (fuzz.token_sort_ratio(g, p), gi, pi)
-        for gi, g in enumerate(gold_keys)
-        for pi, p in enumerate(pred_keys)
-    )
-    return greedy_pairs(scores, threshold)
 
 
 # --------------------------------------------------------------------------------------------

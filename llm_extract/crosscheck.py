@@ -8,39 +8,51 @@ stands alone and says so.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
+
 from rapidfuzz import fuzz
 
 from .schema import Determination, Flag, FlagCode
 
 #: Item names at least this similar (rapidfuzz token_sort_ratio, 0-100) are the same item.
-ITEM_MATCH_THRESHOLD = 80
+ITEM_MATCH_THRESHOLD = 80.0
+
+_WS = re.compile(r"\s+")
 
 
-def _key(name: str) -> str:
-    return " ".join(name.replace("\ufffe", "-").lower().split())
+def heading_key(text: str) -> str:
+    """How item headings are compared: whitespace collapsed, U+FFFE read as '-', casefolded."""
+    return _WS.sub(" ", text.replace("\ufffe", "-").replace("\u00a0", " ")).strip().casefold()
 
 
-def align(
-    left: list[str], right: list[str], threshold: float = ITEM_MATCH_THRESHOLD
-) -> list[tuple[int, int]]:
-    """One-to-one pairs (i, j) of similar names, greedily by descending similarity."""
-    scored = sorted(
-        (
-            (fuzz.token_sort_ratio(_key(a), _key(b)), i, j)
-            for i, a in enumerate(left)
-            for j, b in enumerate(right)
-        ),
-        reverse=True,
-    )
-    used_l, used_r, pairs = set(), set(), []
-    for score, i, j in scored:
-        if score < threshold:
-            break
-        if i not in used_l and j not in used_r:
-            used_l.add(i)
-            used_r.add(j)
-            pairs.append((i, j))
+def greedy_pairs(scores: Iterable[tuple[float, int, int]], threshold: float) -> list[tuple[int, int, float]]:
+    """One-to-one pairs (a, b, score) taken by descending score; ties go to lower indices."""
+    ranked = sorted((s for s in scores if s[0] >= threshold), key=lambda s: (-s[0], s[1], s[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    pairs = []
+    for score, a, b in ranked:
+        if a not in used_a and b not in used_b:
+            used_a.add(a)
+            used_b.add(b)
+            pairs.append((a, b, score))
     return sorted(pairs)
+
+
+def align_items(
+    left: Sequence[str], right: Sequence[str], threshold: float = ITEM_MATCH_THRESHOLD
+) -> list[tuple[int, int, float]]:
+    """Pair two lists of item headings one-to-one: ``(left_index, right_index, score)``.
+
+    The one alignment rule shared by the cross-check and the evaluation harness.
+    """
+    left_keys = [heading_key(a) for a in left]
+    right_keys = [heading_key(b) for b in right]
+    scores = (
+        (fuzz.token_sort_ratio(a, b), i, j) for i, a in enumerate(left_keys) for j, b in enumerate(right_keys)
+    )
+    return greedy_pairs(scores, threshold)
 
 
 def crosscheck(model: Determination, parser: Determination | None) -> list[Flag]:
@@ -54,7 +66,7 @@ def crosscheck(model: Determination, parser: Determination | None) -> list[Flag]
             )
         ]
     flags: list[Flag] = []
-    pairs = align([i.item for i in model.items], [i.item for i in parser.items])
+    pairs = [(i, j) for i, j, _ in align_items([i.item for i in model.items], [i.item for i in parser.items])]
     matched_m, matched_p = {i for i, _ in pairs}, {j for _, j in pairs}
     for j, item in enumerate(parser.items):
         if j not in matched_p:
