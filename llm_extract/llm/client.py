@@ -272,8 +272,6 @@ def with_retries(
     try:
         return retrying(gated)
     except Exception as exc:
-        if isinstance(exc, (LLMAuthError, LLMRequestError, LLMUnavailableError, LLMConfigError)):
-            raise
         root = _root(exc)
         if isinstance(root, openai.APIError):
             if is_transient(exc):
