@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 
 from evals.gold import GOLD_DIR, LETTERS_DIR, GoldLetter
+from evals.metrics import collapse  # GUIDE.md's rule: whitespace collapsed, U+FFFE read as '-'
 from llm_extract import load
 
 GOLD_FILES = sorted(GOLD_DIR.glob("*.json"))
 MIN_GOLD_LETTERS = 50
-
-
-def collapse(text: str) -> str:
-    """Whitespace runs to one space, pdfium's U+FFFE hyphenation mark read as '-' (GUIDE.md)."""
-    text = text.replace("\ufffe", "-").replace("\u00a0", " ")
-    return re.sub(r"\s+", " ", text).strip()
 
 
 @cache
