@@ -102,15 +102,25 @@ class Item(_Strict):
     """One disputed item/service and its decision."""
 
     item: str = Field(description="Heading text as written, whitespace collapsed, no colon or decision.")
-    decision: Decision | None
+    decision: Decision | None = Field(
+        description=(
+            "As the letter states it for this item (the word after the item in its heading, or its decision "
+            'line): "Upheld" -> upheld, "Overturned" -> overturned; partial only if the letter says "partially".'
+        )
+    )
     original_request: str | None = None
     authorized: str | None = None
     heading: Span | None = Field(default=None, description="Offsets of the item text in the letter.")
     claims_administrator_guideline: list[Citation] = Field(default_factory=list)
     maximus_guideline: list[Citation] = Field(default_factory=list)
-    rationale_summary: str | None = None
+    rationale_summary: str | None = Field(
+        default=None, description="Why the reviewer decided as they did, in one short sentence."
+    )
     rationale: Span | None = None
-    quotes: list[Quote] = Field(default_factory=list)
+    quotes: list[Quote] = Field(
+        default_factory=list,
+        description="Verbatim sentences of the rationale that support the decision, the conclusion first.",
+    )
 
 
 class Flag(_Strict):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llm_extract.llm.views import MAX_QUOTES
+
 
 @dataclass
 class Step:
@@ -147,7 +149,7 @@ def item_json(item: Any, **changes: Any) -> dict:
         "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
         "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
         "rationale_summary": SUMMARY,
-        "quotes": [{"text": q.text} for q in item.quotes],
+        "quotes": [{"text": q.text} for q in item.quotes[:MAX_QUOTES]],  # the schema's bound
     }
     data.update(changes)
     return data

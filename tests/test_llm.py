@@ -131,7 +131,7 @@ def test_schema_invalid_json_is_reasked(tmp_path: Path) -> None:
 def test_hallucinated_quote_is_reasked_then_flagged_and_not_cached(tmp_path: Path) -> None:
     fake = "The MRI showed a complete rotator cuff tear requiring immediate surgery."
     answer = letter_answer()
-    answer["items"][0]["quotes"].append({"text": fake})
+    answer["items"][0]["quotes"][1:] = [{"text": fake}]  # a real quote, then an invented one
     with FakeOpenAI([Step(answer=answer)]) as server:
         result = extract(LETTER, **options(server, tmp_path, max_reasks=2))
         assert len(server.requests) == 3  # the answer and two re-asks

@@ -16,6 +16,7 @@ from functools import lru_cache
 import jinja2
 
 from ..prompts import PROMPT_VERSION
+from .views import MAX_QUOTES, SUMMARY_MAX_CHARS
 
 TEMPLATES = ("system.j2", "letter.j2", "item.j2")
 _FENCE_LIKE = re.compile(r"<<<|>>>")
@@ -59,7 +60,7 @@ def _defuse(text: str) -> str:
 
 def system_prompt() -> str:
     """The same for every letter and item, so llama.cpp can reuse its KV cache for this prefix."""
-    return _environment().get_template("system.j2").render()
+    return _environment().get_template("system.j2").render(summary_max_chars=SUMMARY_MAX_CHARS)
 
 
 def letter_prompt(text: str, sha256: str) -> str:
@@ -70,5 +71,5 @@ def item_prompt(item: str, block: str, sha256: str) -> str:
     return (
         _environment()
         .get_template("item.j2")
-        .render(item=_defuse(item), block=_defuse(block), **_fences(sha256))
+        .render(item=_defuse(item), block=_defuse(block), max_quotes=MAX_QUOTES, **_fences(sha256))
     )

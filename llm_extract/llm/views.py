@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+from pydantic.fields import FieldInfo
 from rapidfuzz import fuzz
 
 from ..normalize import collapse
@@ -30,6 +31,11 @@ ACCEPTED_TIERS = {"exact", "normalized"}
 ITEM_NAME_THRESHOLD = 80
 #: Problems listed in one re-ask message.
 MAX_PROBLEMS = 12
+#: Bounded output: these limits are in the JSON Schema the model fills, so a grammar-constrained
+#: local model cannot run on (generation is the slow part on CPU: ~9 tokens/s on 2 cores), and a
+#: hosted model that exceeds them is re-asked. The prompts state the same limits in words.
+SUMMARY_MAX_CHARS = 200
+MAX_QUOTES = 2
 
 
 class ModelFacing(BaseModel):
@@ -56,15 +62,21 @@ def view(
     *,
     drop: set[str] = frozenset(),
     retype: dict[str, Any] | None = None,
+    bound: dict[str, dict[str, int]] | None = None,
     top: bool = False,
 ) -> type[BaseModel]:
-    """A model-facing copy of ``model``: same fields and descriptions, minus ``drop``."""
-    retype = retype or {}
+    """A model-facing copy of ``model``: same fields and descriptions, minus ``drop``.
+
+    ``bound`` adds length limits (``max_length``) to fields, on top of their own ``FieldInfo``.
+    """
+    retype, bound = retype or {}, bound or {}
     fields: dict[str, Any] = {}
     for field_name, info in model.model_fields.items():
         if field_name in drop:
             continue
         annotation = retype.get(field_name, info.annotation)
+        if field_name in bound:
+            info = FieldInfo.merge_field_infos(info, Field(**bound[field_name]))
         fields[field_name] = (annotation, info)
     base = ModelFacing if top else _Part
     return create_model(name, __base__=base, __doc__=model.__doc__, **fields)  # type: ignore[call-overload]
@@ -81,13 +93,15 @@ _NESTED = {
     "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
-ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"}, retype=_NESTED)
+_BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
+ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"}, retype=_NESTED, bound=_BOUNDS)
 #: Per-item strategy: the layout parser names the item; the model fills the rest.
 ItemFill = view(
     Item,
     "ItemFill",
     drop={"item", "heading", "rationale", "original_request", "authorized"},
     retype=_NESTED,
+    bound=_BOUNDS,
     top=True,
 )
 #: Whole-letter strategy: the model finds the items too.
