@@ -259,6 +259,25 @@ def test_model_facing_schema_is_generated_from_the_output_models() -> None:
     assert "start" not in json.dumps(schema["$defs"]["QuoteDraft"])
 
 
+def test_output_bounds_are_in_the_schema_and_the_prompts(tmp_path: Path) -> None:
+    """The summary and quote limits reach the model twice: in the JSON Schema (a grammar-constrained
+    model cannot exceed them) and in the prompt's words; an answer over them is re-asked."""
+    from llm_extract.llm import prompts
+    from llm_extract.llm.views import MAX_QUOTES, SUMMARY_MAX_CHARS, ItemFill
+
+    props = ItemFill.model_json_schema()["properties"]
+    assert props["quotes"]["maxItems"] == MAX_QUOTES
+    assert {"maxLength": SUMMARY_MAX_CHARS, "type": "string"} in props["rationale_summary"]["anyOf"]
+    assert f"at most {SUMMARY_MAX_CHARS} characters" in " ".join(prompts.system_prompt().split())
+    assert f"at most {MAX_QUOTES} verbatim quotes" in " ".join(prompts.item_prompt("X", "b", "0" * 64).split())
+    long = letter_answer()
+    long["items"][0]["rationale_summary"] = "word " * SUMMARY_MAX_CHARS
+    with FakeOpenAI([Step(answer=long), GOOD]) as server:
+        result = extract(LETTER, **options(server, tmp_path))
+        assert len(server.requests) == 2 and result.ok
+        assert "rationale_summary" in server.requests[1]["messages"][-1]["content"]
+
+
 def test_no_letter_text_or_key_in_logs_by_default(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)  # every library at INFO, and our own logger at its most verbose
     caplog.set_level(logging.DEBUG, logger="llm_extract")

@@ -86,3 +86,59 @@ def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(local.MODELS, "absent", spec)
     with pytest.raises(local.LocalModelError, match=r"pip install -e"):
         local.model_path("absent")
+
+
+def test_server_child_signals_itself_when_its_parent_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent watch: once the parent pid changes (the parent died), the server gets SIGTERM."""
+    from llm_extract.llm import child
+
+    parents = iter([100, 100, 1])  # alive, alive, re-parented to init
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(child.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(child.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(child.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(child.os, "_exit", lambda code: sent.append((-1, code)))
+    child._watch(100)
+    assert sent[0] == (child.os.getpid(), child.signal.SIGTERM)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child waiting for init to reap it has stopped too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_killed_parent_takes_the_server_down(tmp_path: Path) -> None:
+    """A parent killed with SIGKILL (no atexit) must not leave the 1 GB model server running."""
+    _require_local()
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    script = (
+        "import sys, time\n"
+        "from llm_extract.llm import local\n"
+        f"server = local.LocalServer({KEY!r}).start()\n"
+        "print(server.port, server.process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        port, server_pid = map(int, parent.stdout.readline().split())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as response:
+            assert response.status == 200
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _running(server_pid):
+            time.sleep(0.5)
+        if _running(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+            pytest.fail("the server outlived its killed parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -246,12 +246,14 @@ class LocalServer:
         raise LocalModelError(f"the llama.cpp server did not answer within {timeout:.0f}s")
 
     def stop(self) -> None:
+        """Stop the server; its log is kept only if it had died on its own (it says why)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+            self.log_path.unlink(missing_ok=True)
         self.process = None
 
     def __enter__(self) -> LocalServer:
