@@ -31,7 +31,7 @@ import jinja2
 import typer
 from pydantic import ValidationError
 
-from . import __version__
+from . import __version__, crosscheck
 from .errors import ExtractionError
 from .ingest import load
 from .schema import Citation, Determination, Item
@@ -263,34 +263,8 @@ def _letter_fields(det: Determination) -> dict[str, Any]:
 
 
 def align_items(gold_items: Sequence[str], pred_items: Sequence[str]) -> dict[int, int]:
-    """gold index -> predicted index: equal headings first, then the closest (rapidfuzz) above 80."""
-    from rapidfuzz import fuzz
-
-    pairs: dict[int, int] = {}
-    used: set[int] = set()
-    for gi, g in enumerate(gold_items):
-        for pi, p in enumerate(pred_items):
-            if pi not in used and _key(g) == _key(p):
-                pairs[gi] = pi
-                used.add(pi)
-                break
-    scored = sorted(
-        (
-            (fuzz.token_set_ratio(_key(g), _key(p)), gi, pi)
-            for gi, g in enumerate(gold_items)
-            if gi not in pairs
-            for pi, p in enumerate(pred_items)
-            if pi not in used
-        ),
-        reverse=True,
-    )
-    for score, gi, pi in scored:
-        if score < 80:
-            break
-        if gi not in pairs and pi not in used:
-            pairs[gi] = pi
-            used.add(pi)
-    return pairs
+    """gold index -> predicted index, by the same rule as the evaluation report and the cross-check."""
+    return {gi: pi for gi, pi, _score in crosscheck.align_items(gold_items, pred_items)}
 
 
 def _cite_str(c: Mapping[str, Any]) -> str:
