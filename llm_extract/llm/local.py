@@ -288,6 +288,7 @@ class LocalBackend(LLMBackend):
     """``backend="local"``: the embedded model, through the same openai + instructor path."""
 
     name = "local"
+    default_strategy = "per-item-brief"
 
     def _key(self, options: dict[str, Any]) -> str:
         return options.pop("model", None) or os.environ.get(MODEL_ENV) or DEFAULT_MODEL

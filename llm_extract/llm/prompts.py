@@ -67,9 +67,16 @@ def letter_prompt(text: str, sha256: str) -> str:
     return _environment().get_template("letter.j2").render(letter=_defuse(text), **_fences(sha256))
 
 
-def item_prompt(item: str, block: str, sha256: str) -> str:
+def item_prompt(item: str, block: str, sha256: str, *, citations: bool = True) -> str:
+    """One item's prompt; ``citations=False`` for the brief view (the parser supplies them)."""
     return (
         _environment()
         .get_template("item.j2")
-        .render(item=_defuse(item), block=_defuse(block), max_quotes=MAX_QUOTES, **_fences(sha256))
+        .render(
+            item=_defuse(item),
+            block=_defuse(block),
+            max_quotes=MAX_QUOTES,
+            citations=citations,
+            **_fences(sha256),
+        )
     )
