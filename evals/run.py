@@ -326,13 +326,17 @@ def _check_usage(outcome: Outcome, backend: str, preflight: bool = False) -> Non
         raise UsageError(f"backend {backend!r} is not usable: {error}")
 
 
-def extract_options(backend: str, model: str | None, base_url: str | None, no_cache: bool) -> dict[str, Any]:
+def extract_options(
+    backend: str, model: str | None, base_url: str | None, no_cache: bool, strategy: str | None = None
+) -> dict[str, Any]:
     """Only what was given: the rules backend takes no options at all."""
     options: dict[str, Any] = {}
     if model is not None:
         options["model"] = model
     if base_url is not None:
         options["base_url"] = base_url
+    if strategy is not None:
+        options["strategy"] = strategy
     if no_cache and backend != "rules":
         options["cache"] = False
     return options
@@ -520,6 +524,10 @@ def run(
         typer.Option(help="JSON list of reviewer verdicts folded into the gold (evals/README.md)."),
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Letters extracted in parallel.")] = DEFAULT_JOBS,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="LLM strategy: per-item, per-item-brief or whole-letter (the backend's default if not given)."),
+    ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Pass cache=False to non-rules backends.")
     ] = False,
@@ -558,7 +566,7 @@ def run(
     applied = 0
     if verdicts is not None:
         golds, applied = apply_verdicts(golds, load_verdicts(verdicts))
-    options = extract_options(backend, model, base_url, no_cache)
+    options = extract_options(backend, model, base_url, no_cache, strategy)
     results = run_extractions(golds, letters, backend, options, jobs)
     limits = {
         "min_item_f1": min_item_f1,

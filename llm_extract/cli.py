@@ -104,7 +104,7 @@ def extract_cmd(
     mode: Annotated[
         str | None, typer.Option(help="instructor mode: tools, json_schema, json, md_json.")
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="per-item (default) or whole-letter.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="per-item, per-item-brief or whole-letter (default: per-item; per-item-brief for local).")] = None,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Use the result cache (LLM backends).")
     ] = True,

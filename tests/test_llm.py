@@ -236,6 +236,33 @@ def test_per_item_strategy_asks_once_per_item(tmp_path: Path) -> None:
         )  # shared cacheable prefix
 
 
+def test_per_item_brief_keeps_the_parsers_citations_and_asks_for_the_rest(tmp_path: Path) -> None:
+    asked = {"decision", "rationale_summary", "quotes"}
+    by_name = {i.item: {k: v for k, v in item_json(i).items() if k in asked} for i in RULES.items}
+
+    def answer(request: dict) -> Step:
+        user = request["messages"][-1]["content"]
+        return Step(answer=by_name[next(n for n in by_name if f'("{n}")' in user)])
+
+    with FakeOpenAI(answer) as server:
+        result = extract(LETTER, **options(server, tmp_path, strategy="per-item-brief", mode="tools"))
+        assert len(server.requests) == len(RULES.items) and result.ok
+        assert result.source.strategy == "per-item-brief"
+        schema = server.requests[0]["tools"][0]["function"]["parameters"]
+        assert set(schema["properties"]) == asked  # the model is not asked for citations
+        assert "citation lists" not in server.requests[0]["messages"][-1]["content"]
+        for got, rules in zip(result.items, RULES.items):
+            assert got.claims_administrator_guideline == rules.claims_administrator_guideline
+            assert got.maximus_guideline == rules.maximus_guideline
+            assert got.decision == rules.decision and got.rationale_summary
+            assert [q.text for q in got.quotes] == [q.text for q in rules.quotes[:2]]
+
+
+def test_unknown_strategy_is_a_config_error() -> None:
+    with pytest.raises(LLMConfigError, match="per-item-brief"):
+        extract(LETTER, backend="openai", base_url="http://127.0.0.1:9/v1", api_key="x", strategy="fast")
+
+
 @pytest.mark.parametrize("mode", ["tools", "json_schema"])
 def test_tools_and_json_schema_modes(tmp_path: Path, mode: str) -> None:
     with FakeOpenAI([GOOD]) as server:
