@@ -3,8 +3,9 @@
     python benchmarks/bench_local.py [--model qwen2.5-coder-1.5b] [--strategy S ...] [letters...]
 
 Needs ``pip install -e ".[local]"``. Starts the llama.cpp server once (the start-up is reported
-separately), then extracts each letter with each strategy (per-item-brief, per-item, whole-letter), cache off, and prints the seconds,
-requests and tokens of each, and whether the result verified cleanly.
+separately), then extracts each letter with each strategy (per-item, per-item-brief, whole-letter),
+cache off, and prints the seconds, requests and tokens of each, and whether the result verified
+cleanly.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
                 f"errors {errors or 'none'}",
                 flush=True,
             )
+
 
 if __name__ == "__main__":
     main()

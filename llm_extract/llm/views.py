@@ -96,29 +96,15 @@ _NESTED = {
 _BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
 ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"}, retype=_NESTED, bound=_BOUNDS)
 #: Per-item strategy: the layout parser names the item; the model fills the rest.
-ItemFill = view(
-    Item,
-    "ItemFill",
-    drop={"item", "heading", "rationale", "original_request", "authorized"},
-    retype=_NESTED,
-    bound=_BOUNDS,
-    top=True,
-)
+_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"}
+ItemFill = view(Item, "ItemFill", drop=_PER_ITEM_DROP, retype=_NESTED, bound=_BOUNDS, top=True)
 #: Per-item-brief strategy: the parser also supplies the citations (its deterministic citation
 #: grammar); the model fills only decision, summary and quotes. A third of ItemFill's output tokens,
 #: which is what makes a 1.5B model on 2 cores usable.
 ItemBrief = view(
     Item,
     "ItemBrief",
-    drop={
-        "item",
-        "heading",
-        "rationale",
-        "original_request",
-        "authorized",
-        "claims_administrator_guideline",
-        "maximus_guideline",
-    },
+    drop=_PER_ITEM_DROP | {"claims_administrator_guideline", "maximus_guideline"},
     retype=_NESTED,
     bound=_BOUNDS,
     top=True,
