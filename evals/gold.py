@@ -12,13 +12,20 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llm_extract.taxonomy import load_taxonomy
 
 GOLD_DIR = Path(__file__).parent / "gold"
 LETTERS_DIR = Path(__file__).parent / "letters"
 
 Decision = Literal["upheld", "overturned", "partial"]
 Source = Literal["MTUS", "ODG", "ACOEM", "other"]
+
+PHARMACEUTICALS = "Pharmaceuticals"
+#: Compounded topicals list their ingredients in alphabetical order (GUIDE.md), so the order is checked.
+TOPICAL_COMPOUNDS = "Topical Compounds"
+DRUG_SEPARATOR = "/"
 
 
 class _Strict(BaseModel):
@@ -44,6 +51,44 @@ class GoldItem(_Strict):
         default=None,
         description="The rationale's sentence that states the conclusion, verbatim.",
     )
+    # Optional so that files labelled before issue 15 still validate; tests/test_gold.py requires
+    # them (as keys, possibly null) on every item of every file in evals/gold/.
+    category: str | None = Field(
+        default=None, description="DWC request category (evals/GUIDE.md); null only when nothing fits."
+    )
+    subcategory: str | None = Field(
+        default=None, description="DWC subcategory; for Pharmaceuticals the drug class."
+    )
+    drug: str | None = Field(
+        default=None,
+        description=(
+            "Pharmaceuticals only: generic name(s), lower case, ingredients joined with '/' "
+            "('hydrocodone/acetaminophen' for Norco); null when the letter names no drug."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_request_labels(self) -> GoldItem:
+        """The pair must be a row of the DWC taxonomy, and ``drug`` well formed and only on drugs.
+
+        Checked here rather than in a test so that a bad label fails wherever gold is loaded
+        (the evaluation harness included), not only under pytest.
+        """
+        pair = (self.category, self.subcategory)
+        if pair != (None, None) and pair not in set(load_taxonomy()):
+            raise ValueError(f"{pair!r} is not a (category, subcategory) row of the DWC taxonomy")
+        if self.drug is None:
+            return self
+        if self.category != PHARMACEUTICALS:
+            raise ValueError(f"drug {self.drug!r} on a {self.category!r} item: only Pharmaceuticals have one")
+        parts = self.drug.split(DRUG_SEPARATOR)
+        if self.drug != self.drug.lower() or any(not p or p != p.strip() for p in parts):
+            raise ValueError(f"drug {self.drug!r}: lower case, non-empty names, no spaces around '/'")
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"drug {self.drug!r}: an ingredient is listed twice")
+        if self.subcategory == TOPICAL_COMPOUNDS and parts != sorted(parts):
+            raise ValueError(f"drug {self.drug!r}: a compound's ingredients go in alphabetical order")
+        return self
 
 
 class GoldCase(_Strict):
