@@ -16,11 +16,11 @@ Known layouts:
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 
 from .errors import NotAnIMRLetterError
+from .fields import Found, read_fields
 from .normalize import FURNITURE_LINE, collapse, furniture_spans
 from .schema import FlagCode, Severity
 
@@ -30,10 +30,6 @@ Span = tuple[int, int]
 HEADING_MAX_LINES = 4
 #: Lines walked back from a heading (partial-authorisation blocks run longer than headings).
 PARTIAL_MAX_LINES = 12
-#: Characters of the header block searched for header fields when no section title bounds it.
-HEADER_SEARCH_CHARS = 2500
-#: Characters after a label searched for the reviewer's specialties.
-SPECIALTY_SEARCH_CHARS = 400
 
 _F = re.IGNORECASE
 DECISION_WORD = r"(?:Partially\s+(?:Upheld|Overturned)|Upheld|Overturned)"
@@ -99,48 +95,6 @@ REMAINING = re.compile(
     re.DOTALL | _F,
 )
 
-DATE = r"(\d{1,2})[/-](\d{1,2})[/-](\d{2,4})"
-HEADER_FIELDS: dict[str, list[str]] = {
-    "case_number": [
-        r"MAXIMUS\s+Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})",
-        r"Case\s+Number\s*:\s*([A-Z]{2}\d{2}-\d{4,8})",
-    ],
-    "date_assigned": [r"Date\s+Assigned\s*:\s*" + DATE],
-    "date_of_injury": [r"Date\s+of\s+Injury\s*:\s*" + DATE],
-    "decision_date": [r"Decision\s+Date\s*:\s*" + DATE, r"\bDated\s*:\s*" + DATE],
-    "ur_denial_date": [r"UR\s+Denial\s+Date\s*:\s*" + DATE, r"Date\s+of\s+UR\s+Decision\s*:\s*" + DATE],
-    "priority": [r"Priority\s*:\s*([A-Za-z]+)"],
-    "application_received": [r"(?:IMR\s+)?Application\s+Received\s*:\s*" + DATE],
-}
-HEADER_END = re.compile(r"HOW\s+THE\s+IMR\s+FINAL\s+DETERMINATION\s+WAS\s+MADE|CLINICAL\s+CASE\s+SUMMARY", _F)
-LICENSURE = re.compile(r"State\(s\)\s+of\s+Licensure\s*:[ \t\u00a0]*([^\r\n\f]*)", _F)
-SPECIALTY = re.compile(r"Certification\(s\)\s*/\s*Specialty\s*:", _F)
-#: The specialty list ends at the next section title (an upper-case line); case matters here.
-SPECIALTY_END = re.compile(
-    r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|\n[ \t]*[A-Z][A-Z ,()/]{12,}\r?\n"
-)
-PROSE_BOARD = re.compile(
-    r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", _F
-)
-PROSE_SUB = re.compile(r"subspecialty\s+in\s+(.+?)(?=\s+and\s+is\s+licensed|,|\.)", _F)
-PROSE_LICENSED = re.compile(r"licensed\s+to\s+practice\s+in\s+(.+?)\.", re.DOTALL | _F)
-LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
-PATIENT = re.compile(
-    r"(\d{1,3})[- ]?(?:years?|yrs?|y/o|y\.o\.)(?:[- ]?old)?,?\s+(?:[a-z]+\s+){0,3}?"
-    r"(male|female|man|woman|gentleman|lady|gentlemen)\b",
-    _F,
-)
-CASE_SUMMARY = re.compile(r"CLINICAL\s+CASE\s+SUMMARY|CASE\s+SUMMARY\s*:", _F)
-SEX_WORDS = {
-    "male": "male",
-    "man": "male",
-    "gentleman": "male",
-    "gentlemen": "male",
-    "female": "female",
-    "woman": "female",
-    "lady": "female",
-}
-
 #: Signals that a text is an IMR letter at all; two distinct ones are needed without a layout.
 IMR_MARKERS = [
     re.compile(p, _F)
@@ -181,20 +135,13 @@ class ItemBlock:
 
 
 @dataclass
-class HeaderField:
-    value: str
-    span: Span
-
-
-@dataclass
 class Parsed:
     layout: str
-    header: dict[str, HeaderField] = field(default_factory=dict)
-    licensure: list[str] = field(default_factory=list)
-    specialties: list[str] = field(default_factory=list)
-    age: int | None = None
-    sex: str | None = None
-    patient_span: Span | None = None
+    header: dict[str, Found] = field(default_factory=dict)
+    licensure: list[Found] = field(default_factory=list)
+    specialties: list[Found] = field(default_factory=list)
+    age: Found | None = None
+    sex: Found | None = None
     items: list[ItemBlock] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
 
@@ -217,9 +164,7 @@ def parse(text: str) -> Parsed:
     """Segment ``text`` (``load(letter).text``) by its layout."""
     layout = detect(text)
     parsed = Parsed(layout=layout)
-    _parse_header(text, parsed)
-    _parse_reviewer(text, parsed)
-    _parse_patient(text, parsed)
+    _read_fields(text, parsed)
     if layout == "imr-issues":
         _parse_imr_issues(text, parsed)
     elif layout == "maximus-2015":
@@ -244,94 +189,15 @@ def parse(text: str) -> Parsed:
 # --------------------------------------------------------------------------- header & people
 
 
-def to_date(month: str, day: str, year: str) -> dt.date | None:
-    y = int(year)
-    if len(year) == 2:
-        y += 2000 if y <= 40 else 1900
-    try:
-        return dt.date(y, int(month), int(day))
-    except ValueError:
-        return None
-
-
-def _parse_header(text: str, parsed: Parsed) -> None:
-    end_match = HEADER_END.search(text, 0, HEADER_SEARCH_CHARS * 2)
-    end = end_match.start() if end_match else min(len(text), HEADER_SEARCH_CHARS)
-    for name, patterns in HEADER_FIELDS.items():
-        for pattern in patterns:
-            m = re.search(pattern, text[:end], _F)
-            if not m:
-                continue
-            if m.lastindex and m.lastindex >= 3:
-                date = to_date(m.group(1), m.group(2), m.group(3))
-                if date is None:
-                    parsed.notes.append(
-                        Note(
-                            FlagCode.HEADER_FIELD_MISSING,
-                            "warning",
-                            f"{name}: {m.group(0)!r} is not a valid date",
-                            (m.start(), m.end()),
-                        )
-                    )
-                    break
-                value = date.isoformat()
-                span = (m.start(1), m.end(3))
-            else:
-                value, span = m.group(1), (m.start(1), m.end(1))
-            parsed.header[name] = HeaderField(value, span)
-            break
-
-
-#: Specialty names with "and" inside, which prose lists must not split.
-COMPOUND_SPECIALTIES = re.compile(
-    r"Physical\s+Medicine\s+and\s+Rehabilitation|Obstetrics\s+and\s+Gynecology|Psychiatry\s+and\s+Neurology"
-    r"|Hospice\s+and\s+Palliative\s+Medicine|Allergy\s+and\s+Immunology"
-    r"|Public\s+Health\s+and\s+General\s+Preventive\s+Medicine",
-    _F,
-)
-_KEEP_AND = "\u0000"
-
-
-def _split_list(value: str) -> list[str]:
-    """Split a prose list ("A, B and C") without breaking compound specialty names."""
-    value = COMPOUND_SPECIALTIES.sub(lambda m: m.group(0).replace(" and ", _KEEP_AND), collapse(value))
-    parts = (part.replace(_KEEP_AND, " and ").strip(" .;") for part in LIST_SPLIT.split(value))
-    return [part for part in parts if part]
-
-
-def _parse_reviewer(text: str, parsed: Parsed) -> None:
-    lic = LICENSURE.search(text)
-    if lic:
-        parsed.licensure = [s.strip() for s in collapse(lic.group(1)).split(",") if s.strip()]
-    spec = SPECIALTY.search(text)
-    if spec:
-        window = text[spec.end() : spec.end() + SPECIALTY_SEARCH_CHARS]
-        stop = SPECIALTY_END.search(window)
-        value = collapse(window[: stop.start() if stop else len(window)])
-        parsed.specialties = [s.strip() for s in value.split(",") if s.strip()]
-    if lic or spec:
-        return
-    # Older letters describe the reviewer in prose.
-    board = PROSE_BOARD.search(text)
-    if board:
-        parsed.specialties = _split_list(board.group(1))
-        sub = PROSE_SUB.search(text, board.end())
-        if sub:
-            parsed.specialties += _split_list(sub.group(1))
-    licensed = PROSE_LICENSED.search(text)
-    if licensed:
-        parsed.licensure = _split_list(licensed.group(1))
-
-
-def _parse_patient(text: str, parsed: Parsed) -> None:
-    summary = CASE_SUMMARY.search(text)
-    m = PATIENT.search(text, summary.end() if summary else 0)
-    if not m:
-        parsed.notes.append(Note(FlagCode.PATIENT_NOT_FOUND, "info", "patient age and sex not stated"))
-        return
-    parsed.age = int(m.group(1))
-    parsed.sex = SEX_WORDS[m.group(2).lower()]
-    parsed.patient_span = (m.start(), m.end())
+def _read_fields(text: str, parsed: Parsed) -> None:
+    """Header, reviewer and patient fields (:mod:`llm_extract.fields`), each with its span."""
+    found = read_fields(text)
+    parsed.header = found.header
+    parsed.licensure = found.licensure
+    parsed.specialties = found.specialties
+    parsed.age = found.age
+    parsed.sex = found.sex
+    parsed.notes += [Note(p.code, p.severity, p.message, p.span) for p in found.problems]
 
 
 # --------------------------------------------------------------------------- line helpers
@@ -569,9 +435,11 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
     section = MAXIMUS_DECISIONS.search(text)
     assert section is not None
     heads = list(MAXIMUS_ITEM.finditer(text, section.end()))
+    # The numbered summary states each decision: "... the requested X is not medically necessary".
     summary = {
         collapse(m.group("item")).lower(): (
-            "upheld" if "not" in m.group("polarity").lower() else "overturned"
+            "upheld" if "not" in m.group("polarity").lower() else "overturned",
+            (m.start("polarity"), m.end()),
         )
         for m in MAXIMUS_SUMMARY.finditer(text, 0, section.start())
     }
@@ -604,7 +472,7 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
             )
         name = collapse(text[block.heading[0] : block.heading[1]]).lower()
         if summary and name in summary:
-            block.decision = summary[name]
+            block.decision, block.decision_span = summary[name]
         parsed.items.append(block)
 
 

@@ -12,13 +12,14 @@ import re
 from . import __version__
 from .citations import parse_section
 from .ingest import Letter
-from .layout import Parsed
+from .layout import ItemBlock, Parsed
 from .normalize import collapse, sentences
 from .schema import (
     Case,
     Determination,
     Flag,
     FlagCode,
+    Grounding,
     Item,
     Patient,
     Quote,
@@ -74,18 +75,31 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         for n in parsed.notes
     ]
     items = []
+    spans: dict[str, tuple[int, int]] = {f"case.{name}": f.span for name, f in parsed.header.items()}
+    for field, entries in (("licensure", parsed.licensure), ("specialties", parsed.specialties)):
+        spans.update((f"reviewer.{field}.{i}", f.span) for i, f in enumerate(entries))
+    for field, found in (("age", parsed.age), ("sex", parsed.sex)):
+        if found is not None:
+            spans[f"patient.{field}"] = found.span
     for index, block in enumerate(parsed.items):
-        item, item_flags = _item(text, block, index)
+        item, item_flags, item_spans = _item(text, block, index)
         items.append(item)
         flags += item_flags
+        spans.update((f"items.{index}.{field}", span) for field, span in item_spans.items())
     if parsed.items:
         flags += _truncation(text, parsed)
     header = {name: f.value for name, f in parsed.header.items()}
     return Determination(
         case=Case(**header),
-        reviewer=Reviewer(licensure=parsed.licensure, specialties=parsed.specialties),
-        patient=Patient(age=parsed.age, sex=parsed.sex),  # type: ignore[arg-type]
+        reviewer=Reviewer(
+            licensure=[f.value for f in parsed.licensure], specialties=[f.value for f in parsed.specialties]
+        ),
+        patient=Patient(
+            age=parsed.age.value if parsed.age else None,
+            sex=parsed.sex.value if parsed.sex else None,
+        ),
         items=items,
+        evidence={path: Grounding(text=text[s:e], start=s, end=e) for path, (s, e) in spans.items()},
         flags=flags,
         source=SourceInfo(
             sha256=letter.sha256,
@@ -135,9 +149,13 @@ def polarity(sentence: str) -> str:
     return "upheld" if NEGATIVE.search(plain) else "overturned"
 
 
-def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
+def _item(text: str, block: ItemBlock, index: int) -> tuple[Item, list[Flag], dict[str, tuple[int, int]]]:
+    """The item, its flags, and the span each of its stated values was read from."""
     flags: list[Flag] = []
     decision = block.decision
+    spans: dict[str, tuple[int, int]] = {"item": block.heading}
+    if block.decision_span is not None:
+        spans["decision"] = block.decision_span
     quotes: list[Quote] = []
     summary = None
     rationale = Span(start=block.rationale[0], end=block.rationale[1]) if block.rationale else None
@@ -170,6 +188,7 @@ def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
             said = polarity(text[concl[0] : concl[1]])
             if decision is None and block.decision_inferred:
                 decision = said
+                spans["decision"] = concl
                 flags.append(
                     Flag(
                         code=FlagCode.DECISION_INFERRED,
@@ -219,6 +238,11 @@ def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
     def part(span: tuple[int, int] | None) -> str | None:
         return collapse(text[span[0] : span[1]]) if span else None
 
+    for field in ("original_request", "authorized"):
+        span = getattr(block, field)
+        if span is not None:
+            spans[field] = span
+
     item = Item(
         item=collapse(text[block.heading[0] : block.heading[1]]),
         decision=decision,
@@ -230,7 +254,7 @@ def _item(text: str, block, index: int) -> tuple[Item, list[Flag]]:
         quotes=quotes,
         **citations,
     )
-    return item, flags
+    return item, flags, spans
 
 
 def _quotes(text: str, span: tuple[int, int], concl: tuple[int, int] | None) -> list[Quote]:

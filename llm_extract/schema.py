@@ -8,12 +8,16 @@ these classes, never written by hand. Every ``start``/``end`` pair indexes
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from enum import Enum
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = "1.0"
+#: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
+MAX_AGE = 130
 
 Decision = Literal["upheld", "overturned", "partial"]
 GuidelineSource = Literal["MTUS", "ODG", "ACOEM", "other"]
@@ -52,6 +56,26 @@ class FlagCode(str, Enum):
     CROSSCHECK_UNAVAILABLE = "crosscheck_unavailable"
     LLM_REASK_EXHAUSTED = "llm_reask_exhausted"
     LLM_INVALID_OUTPUT = "llm_invalid_output"
+    EVIDENCE_MISSING = "evidence_missing"
+    CASE_NUMBER_INVALID = "case_number_invalid"
+    DATES_OUT_OF_ORDER = "dates_out_of_order"
+    AGE_OUT_OF_RANGE = "age_out_of_range"
+    AGE_INCONSISTENT = "age_inconsistent"
+    SEX_INCONSISTENT = "sex_inconsistent"
+
+
+class Stated:
+    """Field marker: the value is read from the letter, so ``Determination.evidence`` must say where.
+
+    The verifier flags a stated value without evidence (``evidence_missing``); list fields need
+    evidence per entry (``reviewer.licensure.0``). Mark a field with ``Annotated[T, STATED]``.
+    """
+
+    def __repr__(self) -> str:
+        return "STATED"
+
+
+STATED = Stated()
 
 
 class _Strict(BaseModel):
@@ -101,15 +125,17 @@ class Citation(Grounding):
 class Item(_Strict):
     """One disputed item/service and its decision."""
 
-    item: str = Field(description="Heading text as written, whitespace collapsed, no colon or decision.")
-    decision: Decision | None = Field(
+    item: Annotated[str, STATED] = Field(
+        description="Heading text as written, whitespace collapsed, no colon or decision."
+    )
+    decision: Annotated[Decision | None, STATED] = Field(
         description=(
             "As the letter states it for this item (the word after the item in its heading, or its decision "
             'line): "Upheld" -> upheld, "Overturned" -> overturned; partial only if the letter says "partially".'
         )
     )
-    original_request: str | None = None
-    authorized: str | None = None
+    original_request: Annotated[str | None, STATED] = None
+    authorized: Annotated[str | None, STATED] = None
     heading: Span | None = Field(default=None, description="Offsets of the item text in the letter.")
     claims_administrator_guideline: list[Citation] = Field(default_factory=list)
     maximus_guideline: list[Citation] = Field(default_factory=list)
@@ -133,23 +159,23 @@ class Flag(_Strict):
 
 
 class Case(_Strict):
-    case_number: str | None = None
-    date_assigned: dt.date | None = None
-    date_of_injury: dt.date | None = None
-    decision_date: dt.date | None = None
-    ur_denial_date: dt.date | None = None
-    priority: str | None = None
-    application_received: dt.date | None = None
+    case_number: Annotated[str | None, STATED] = None
+    date_assigned: Annotated[dt.date | None, STATED] = None
+    date_of_injury: Annotated[dt.date | None, STATED] = None
+    decision_date: Annotated[dt.date | None, STATED] = None
+    ur_denial_date: Annotated[dt.date | None, STATED] = None
+    priority: Annotated[str | None, STATED] = None
+    application_received: Annotated[dt.date | None, STATED] = None
 
 
 class Reviewer(_Strict):
-    licensure: list[str] = Field(default_factory=list)
-    specialties: list[str] = Field(default_factory=list)
+    licensure: Annotated[list[str], STATED] = Field(default_factory=list)
+    specialties: Annotated[list[str], STATED] = Field(default_factory=list)
 
 
 class Patient(_Strict):
-    age: int | None = Field(default=None, ge=0, le=130)
-    sex: Sex | None = None
+    age: Annotated[int | None, STATED] = Field(default=None, ge=0, le=MAX_AGE)
+    sex: Annotated[Sex | None, STATED] = None
 
 
 class Usage(_Strict):
@@ -188,6 +214,14 @@ class Determination(_Strict):
     reviewer: Reviewer = Field(default_factory=Reviewer)
     patient: Patient = Field(default_factory=Patient)
     items: list[Item] = Field(default_factory=list)
+    evidence: dict[str, Grounding] = Field(
+        default_factory=dict,
+        description=(
+            "Where the letter states each extracted value: the value's dotted path (case.date_assigned, "
+            "reviewer.licensure.0, patient.age, items.2.decision, items.0.category, ...) -> the verbatim "
+            "text it was read from, with offsets, page and match tier."
+        ),
+    )
     flags: list[Flag] = Field(default_factory=list)
     source: SourceInfo
 
@@ -198,6 +232,37 @@ class Determination(_Strict):
 
     def flags_for(self, item: int) -> list[Flag]:
         return [f for f in self.flags if f.item == item]
+
+
+@cache
+def _field_roles(cls: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """(field name, stated?) for each field of ``cls``; computed once per class."""
+    return tuple(
+        (name, any(isinstance(m, Stated) for m in info.metadata)) for name, info in cls.model_fields.items()
+    )
+
+
+def stated_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every non-null value of ``model`` that is read from the letter.
+
+    Walks nested models and lists (``items.2.decision``, ``reviewer.licensure.0``); a
+    :class:`Grounding` carries its own evidence and is not walked. The paths are the keys of
+    ``Determination.evidence``.
+    """
+    for name, stated in _field_roles(type(model)):
+        value = getattr(model, name)
+        path = prefix + name
+        if stated:
+            if isinstance(value, list):
+                yield from ((f"{path}.{i}", v) for i, v in enumerate(value) if v is not None)
+            elif value is not None:
+                yield path, value
+        elif isinstance(value, BaseModel) and not isinstance(value, Grounding):
+            yield from stated_values(value, path + ".")
+        elif isinstance(value, list):
+            for i, entry in enumerate(value):
+                if isinstance(entry, BaseModel) and not isinstance(entry, Grounding):
+                    yield from stated_values(entry, f"{path}.{i}.")
 
 
 def json_schema() -> dict[str, Any]:
