@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .normalize import collapse
-from .schema import FlagCode, Severity
+from .schema import MAX_AGE, FlagCode, Severity
 
 Span = tuple[int, int]
 _F = re.IGNORECASE
@@ -527,6 +527,8 @@ def read_patient(text: str, out: LetterFields) -> None:
     if not m:
         out.problems.append(Problem(FlagCode.PATIENT_NOT_FOUND, "info", "patient age and sex not stated"))
         return
-    out.age = Found(int(m.group("age")), (m.start("age"), m.end("age")))
+    age = int(m.group("age"))
+    if age <= MAX_AGE:  # beyond what the model holds: left null, and checks.py flags the age it read
+        out.age = Found(age, (m.start("age"), m.end("age")))
     out.sex = Found(SEX_WORDS[m.group("sex").lower()], (m.start("sex"), m.end("sex")))
 

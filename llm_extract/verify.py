@@ -1,4 +1,4 @@
-"""The verifier: every quote and citation is located in the letter before anyone sees it.
+"""The verifier: every quote, citation and piece of evidence is located in the letter before anyone sees it.
 
 Tiers, tried in order and recorded on each :class:`~llm_extract.schema.Grounding`:
 
@@ -15,14 +15,18 @@ for the first two tiers, and a bounded number of bounded windows for the fuzzy t
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from typing import Any, get_args
 
+from pydantic import BaseModel
 from rapidfuzz import fuzz
 
+from .checks import CHECK_CODES, check
 from .ingest import Letter
 from .normalize import Folded, fold, fold_needle
-from .schema import Determination, Flag, FlagCode, Grounding, MatchTier
+from .schema import Citation, Determination, Flag, FlagCode, Grounding, MatchTier, Quote, stated_values
 
 #: Lowest rapidfuzz partial-ratio (0-100) that still counts as the same sentence; below it a
 #: quote is a paraphrase or a fabrication.
@@ -37,11 +41,16 @@ MAX_FUZZY_CHARS = 3000
 #: Folded quotes shorter than this are too generic to ground ("Upheld", "the request").
 MIN_QUOTE_CHARS = 8
 
+#: Tiers at which evidence supports a value. Not fuzzy: a fuzzy match may differ in a digit, and a
+#: date, an age or a case number is mostly digits.
+EVIDENCE_TIERS = ("exact", "normalized")
+
 VERIFIER_CODES = {
     FlagCode.QUOTE_NOT_FOUND,
     FlagCode.QUOTE_FUZZY,
     FlagCode.CITATION_NOT_FOUND,
-}
+    FlagCode.EVIDENCE_MISSING,
+} | CHECK_CODES
 
 
 @dataclass(frozen=True)
@@ -144,58 +153,151 @@ def ground(item: Grounding, verifier: Verifier, letter: Letter) -> Grounding:
 
 
 def verify(result: Determination, letter: Letter, verifier: Verifier | None = None) -> Determination:
-    """Re-ground every quote and citation of ``result`` in ``letter`` and flag what fails.
+    """Re-ground every quote, citation and piece of evidence of ``result`` in ``letter``; flag what fails.
 
-    Idempotent: the verifier's own earlier flags are replaced, other flags are kept.
+    Groundings are found wherever the model holds them (nothing here lists field names), so a
+    field added to the schema is verified as soon as it exists. Every stated value (a field
+    marked :data:`~llm_extract.schema.STATED`) needs evidence found at an ``exact`` or
+    ``normalized`` tier, else ``evidence_missing``; then the structural checks run
+    (:mod:`llm_extract.checks`). Idempotent: the verifier's own earlier flags are replaced, other
+    flags are kept, and only what changed is copied.
     """
     verifier = verifier or Verifier(letter.text)
+    found: list[tuple[str, Grounding]] = []
+    grounded = _reground(result, verifier, letter, "", found)
     flags = [f for f in result.flags if f.code not in VERIFIER_CODES]
-    items = []
-    for index, item in enumerate(result.items):
-        quotes = [ground(q, verifier, letter) for q in item.quotes]
-        for q in quotes:
-            if q.match == "none":
-                flags.append(
-                    Flag(
-                        code=FlagCode.QUOTE_NOT_FOUND,
-                        severity="error",
-                        item=index,
-                        message=f"quote not found in the letter: {_clip(q.text)!r}",
-                    )
+    for path, g in found:
+        flags += _grounding_flags(path, g)
+    flags += _evidence_flags(grounded)
+    flags += check(grounded, letter.text)
+    return grounded.model_copy(update={"flags": flags})
+
+
+@cache
+def _holds_groundings(annotation: Any) -> bool:
+    """Can a value of this type contain a Grounding? (decided once per type)"""
+    if isinstance(annotation, type) and issubclass(annotation, Grounding):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_holds_groundings(info.annotation) for info in annotation.model_fields.values())
+    return any(_holds_groundings(arg) for arg in get_args(annotation))
+
+
+@cache
+def _walked_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(name for name, info in cls.model_fields.items() if _holds_groundings(info.annotation))
+
+
+def _reground(value: Any, verifier: Verifier, letter: Letter, path: str, found: list[tuple[str, Grounding]]) -> Any:
+    """``value`` with every Grounding inside it re-grounded; unchanged parts are returned as they are."""
+    if isinstance(value, Grounding):
+        grounded = ground(value, verifier, letter)
+        found.append((path, grounded))
+        return grounded
+    if isinstance(value, BaseModel):
+        update = {}
+        for name in _walked_fields(type(value)):
+            old = getattr(value, name)
+            new = _reground(old, verifier, letter, f"{path}.{name}" if path else name, found)
+            if new is not old:
+                update[name] = new
+        return value.model_copy(update=update) if update else value
+    if isinstance(value, list):
+        items = [_reground(v, verifier, letter, f"{path}.{i}", found) for i, v in enumerate(value)]
+        return value if all(a is b for a, b in zip(items, value)) else items
+    if isinstance(value, dict):
+        entries = {k: _reground(v, verifier, letter, f"{path}.{k}", found) for k, v in value.items()}
+        return value if all(entries[k] is value[k] for k in value) else entries
+    return value
+
+
+def _item_index(path: str) -> int | None:
+    """The item a dotted path is about (``items.2.quotes.0`` -> 2)."""
+    parts = path.split(".")
+    if len(parts) > 1 and parts[0] == "items" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _grounding_flags(path: str, g: Grounding) -> list[Flag]:
+    """Flags for one re-grounded quote or citation (evidence is judged with its value, below)."""
+    if path.startswith("evidence."):
+        return []
+    if isinstance(g, Quote):
+        index = _item_index(path)
+        if g.match == "none":
+            return [
+                Flag(
+                    code=FlagCode.QUOTE_NOT_FOUND,
+                    severity="error",
+                    item=index,
+                    message=f"quote not found in the letter: {_clip(g.text)!r}",
                 )
-            elif q.match == "fuzzy":
-                flags.append(
-                    Flag(
-                        code=FlagCode.QUOTE_FUZZY,
-                        severity="warning",
-                        item=index,
-                        start=q.start,
-                        end=q.end,
-                        message=f"quote only matches approximately (score {q.score:.0f}): {_clip(q.text)!r}",
-                    )
+            ]
+        if g.match == "fuzzy":
+            return [
+                Flag(
+                    code=FlagCode.QUOTE_FUZZY,
+                    severity="warning",
+                    item=index,
+                    start=g.start,
+                    end=g.end,
+                    message=f"quote only matches approximately (score {g.score:.0f}): {_clip(g.text)!r}",
                 )
-        groups = {}
-        for field in ("claims_administrator_guideline", "maximus_guideline"):
-            cited = [ground(c, verifier, letter) for c in getattr(item, field)]
-            for c in cited:
-                if c.match in ("none", "fuzzy"):
-                    flags.append(
-                        Flag(
-                            code=FlagCode.CITATION_NOT_FOUND,
-                            severity="error" if c.match == "none" else "warning",
-                            item=index,
-                            start=c.start,
-                            end=c.end,
-                            message=f"{field} citation text {'not found' if c.match == 'none' else 'only fuzzy'}"
-                            f" in the letter: {_clip(c.text)!r}",
-                        )
-                    )
-            groups[field] = cited
-        unchanged = all(a is b for a, b in zip(quotes, item.quotes)) and all(
-            a is b for field, cited in groups.items() for a, b in zip(cited, getattr(item, field))
+            ]
+        return []
+    if g.match not in ("none", "fuzzy"):
+        return []
+    if isinstance(g, Citation):
+        field = path.split(".")[2] if _item_index(path) is not None else path
+        return [
+            Flag(
+                code=FlagCode.CITATION_NOT_FOUND,
+                severity="error" if g.match == "none" else "warning",
+                item=_item_index(path),
+                start=g.start,
+                end=g.end,
+                message=f"{field} citation text {'not found' if g.match == 'none' else 'only fuzzy'}"
+                f" in the letter: {_clip(g.text)!r}",
+            )
+        ]
+    return [
+        Flag(
+            code=FlagCode.EVIDENCE_MISSING,
+            severity="error",
+            item=_item_index(path),
+            start=g.start,
+            end=g.end,
+            message=f"{path}: {_clip(g.text)!r} {'not found' if g.match == 'none' else 'only matches approximately'}"
+            " in the letter",
         )
-        items.append(item if unchanged else item.model_copy(update={"quotes": quotes, **groups}))
-    return result.model_copy(update={"items": items, "flags": flags})
+    ]
+
+
+def _evidence_flags(result: Determination) -> list[Flag]:
+    """``evidence_missing`` for every stated value whose evidence is absent or was not found."""
+    flags = []
+    for path, value in stated_values(result):
+        g = result.evidence.get(path)
+        if g is not None and g.match in EVIDENCE_TIERS:
+            continue
+        shown = value.isoformat() if isinstance(value, dt.date) else value
+        why = (
+            "no evidence"
+            if g is None
+            else f"evidence {_clip(g.text)!r} {'not found' if g.match == 'none' else 'only matches approximately'}"
+        )
+        flags.append(
+            Flag(
+                code=FlagCode.EVIDENCE_MISSING,
+                severity="error",
+                item=_item_index(path),
+                start=g.start if g is not None else None,
+                end=g.end if g is not None else None,
+                message=f"{path} = {_clip(str(shown))!r}: {why} in the letter",
+            )
+        )
+    return flags
 
 
 def _clip(text: str, limit: int = 80) -> str:
