@@ -28,11 +28,23 @@ from instructor.core import InstructorRetryException
 from pydantic import BaseModel
 
 from .. import __version__, rules
-from ..crosscheck import crosscheck
+from ..crosscheck import align_items, crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
 from ..normalize import collapse
-from ..schema import Citation, Determination, Flag, FlagCode, Item, Quote, SourceInfo, Span, Usage
+from ..schema import (
+    Citation,
+    Determination,
+    Flag,
+    FlagCode,
+    Grounding,
+    Item,
+    Quote,
+    SourceInfo,
+    Span,
+    Usage,
+    stated_values,
+)
 from ..verify import Verifier
 from . import prompts
 from .client import Endpoint, with_retries
@@ -122,8 +134,34 @@ class LLMBackend:
             ),
         )
         return result.model_copy(
-            update={"flags": result.flags + crosscheck(result, baseline if known else None)}
+            update={
+                "flags": result.flags + crosscheck(result, baseline if known else None),
+                "evidence": _parser_evidence(result, baseline),
+            }
         )
+
+
+def _parser_evidence(result: Determination, baseline: Determination) -> dict[str, Grounding]:
+    """The layout parser's evidence for every value the model's answer shares with the parser.
+
+    Items are paired by heading (the cross-check's rule), so ``items.1`` of the answer takes the
+    evidence of the parser's item it is. A value the model states differently (another decision,
+    another date) gets none, and the verifier flags it ``evidence_missing``: the model's own
+    evidence is not asked for yet.
+    """
+    index = {pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])}
+    parser_values = dict(stated_values(baseline))
+    carried = {}
+    for path, value in stated_values(result):
+        parts = path.split(".")
+        if parts[0] == "items":
+            if int(parts[1]) not in index:
+                continue
+            parts[1] = str(index[int(parts[1])])
+        source = ".".join(parts)
+        if source in baseline.evidence and parser_values.get(source) == value:
+            carried[path] = baseline.evidence[source]
+    return carried
 
 
 def _people(baseline: Determination) -> tuple[Any, Any, Any]:
