@@ -34,7 +34,8 @@ from pathlib import Path
 
 from evals.gold import GOLD_DIR, LETTERS_DIR, load_gold
 
-VARIANTS_DIR = LETTERS_DIR / "variants"
+VARIANTS_DIRNAME = "variants"
+VARIANTS_DIR = LETTERS_DIR / VARIANTS_DIRNAME
 MANIFEST = VARIANTS_DIR / "manifest.json"
 PAGE_BREAK = "\f"
 #: The letters' user password (they are encrypted only against editing).

@@ -35,7 +35,7 @@ from rapidfuzz import fuzz
 
 from evals.gold import GoldCitation, GoldLetter
 from llm_extract.crosscheck import ITEM_MATCH_THRESHOLD, align_items, greedy_pairs  # noqa: F401  (re-exported)
-from llm_extract.schema import Citation, Determination, Item
+from llm_extract.schema import Citation, Determination, Grounding, Item, stated_values
 
 #: Lowest fuzz.ratio (0-100) at which a predicted citation title is the gold title.
 TITLE_MATCH_THRESHOLD = 85.0
@@ -68,6 +68,8 @@ CASE_FIELDS = (
 )
 REVIEWER_FIELDS = ("licensure", "specialties")
 PATIENT_FIELDS = ("age", "sex")
+#: The pooled metric each letter-level section's fields also count towards.
+SECTION_METRIC = {"case": "header", "reviewer": "reviewer", "patient": "patient"}
 
 Kind = Literal["prf", "accuracy", "count"]
 #: Column order of the per-letter counts of each metric kind.
@@ -216,10 +218,13 @@ def bootstrap_ci(
         return None, None
     if weights is None:
         weights = bootstrap_weights(len(rows))
-    columns = list(zip(*rows, strict=True))
+    # Letters whose counts are all zero add nothing to any resample: sum over the others only.
+    live = [i for i, row in enumerate(rows) if any(row)]
+    columns = [[rows[i][c] for i in live] for c in range(len(rows[0]))]
     estimates = []
     for w in weights:
-        totals = [sum(map(operator.mul, w, col)) for col in columns]
+        drawn = [w[i] for i in live]
+        totals = [sum(map(operator.mul, drawn, col)) for col in columns]
         v = value(totals)
         if v is not None:
             estimates.append(v)
@@ -365,6 +370,18 @@ def quote_in_letter(quote: str, letter_collapsed: str, letter_words: str) -> boo
 def letter_folds(text: str) -> tuple[str, str]:
     """The two forms of the letter :func:`quote_in_letter` searches."""
     return collapse(text), alnum_fold(_FURNITURE.sub(" ", text))
+
+
+def evidence_in_letter(text: str, g: Grounding | None) -> bool:
+    """Does ``g`` show where the letter states a value? Checked independently of the verifier:
+    a vouched tier, offsets inside the letter, and the letter's text there is the evidence's text
+    (verbatim, or the same letters and digits for the ``normalized`` tier)."""
+    if g is None or g.match not in VOUCHED_TIERS or g.start is None or g.end is None:
+        return False
+    if not 0 <= g.start < g.end <= len(text):
+        return False
+    there = text[g.start : g.end]
+    return there == g.text or (bool(alnum_fold(g.text)) and alnum_fold(there) == alnum_fold(g.text))
 
 
 def conclusion_grounded(conclusion: str, quotes: Iterable[str]) -> bool:
@@ -553,16 +570,38 @@ def score_letter(result: LetterResult) -> LetterScore:
             key = f"{section}.{fname}"
             if gv is None and pv is None:
                 _add(counts, key, [0, 0])
-                if section == "case":
-                    _add(counts, "header", [0, 0])
+                _add(counts, SECTION_METRIC[section], [0, 0])
                 continue
             same = gv == pv
             _add(counts, key, [int(same), 1])
-            if section == "case":
-                _add(counts, "header", [int(same), 1])
+            _add(counts, SECTION_METRIC[section], [int(same), 1])
             if not same:
                 offset = _field_offset(text, section, fname, gv, pv)
                 mm.append(_mismatch(name, section, key, None, gv, pv, text, offset))
+
+    # Evidence: every value the prediction states has evidence really in the letter at its offsets.
+    evidenced = stated = 0
+    if pred is not None:
+        for path, value in stated_values(pred):
+            stated += 1
+            g = pred.evidence.get(path)
+            if evidence_in_letter(text, g):
+                evidenced += 1
+                continue
+            mm.append(
+                _mismatch(
+                    name,
+                    "evidence",
+                    f"evidence.{path}",
+                    None,
+                    None,
+                    _jsonable(value),
+                    text,
+                    g.start if g is not None else None,
+                )
+            )
+    _add(counts, "evidence", [evidenced, stated])
+    _add(counts, "evidence_missing", [stated - evidenced])
 
     # Quotes: tiers, and quotes the verifier vouched for that are not in the letter.
     fabricated = 0
@@ -644,8 +683,12 @@ def metric_specs() -> list[MetricSpec]:
             specs.append(MetricSpec(f"citation_{part}.{short}", "prf", f"Citation {part} ({label})"))
     specs.append(MetricSpec("header", "accuracy", "Header fields (all)"))
     specs += [MetricSpec(f"case.{f}", "accuracy", f"Header {f}") for f in CASE_FIELDS]
+    specs.append(MetricSpec("reviewer", "accuracy", "Reviewer fields (all)"))
     specs += [MetricSpec(f"reviewer.{f}", "accuracy", f"Reviewer {f}") for f in REVIEWER_FIELDS]
+    specs.append(MetricSpec("patient", "accuracy", "Patient fields (all)"))
     specs += [MetricSpec(f"patient.{f}", "accuracy", f"Patient {f}") for f in PATIENT_FIELDS]
+    specs.append(MetricSpec("evidence", "accuracy", "Stated values with evidence in the letter"))
+    specs.append(MetricSpec("evidence_missing", "count", "Stated values without evidence", False))
     specs.append(MetricSpec("conclusion_grounding", "accuracy", "Conclusion grounded by a quote"))
     for tier in MATCH_TIERS:
         specs.append(
@@ -681,6 +724,8 @@ def summarize(
         entry["value"] = int(value) if spec.kind == "count" and value is not None else _round(value)
         if value is None:
             low = high = None
+        elif spec.kind != "count" and len({metric_value(spec.kind, r) for r in rows} - {None}) == 1:
+            low = high = value  # every letter has the same ratio, so every resample has it too
         else:
             low, high = bootstrap_ci(rows, lambda t, k=spec.kind: metric_value(k, t), weights)
         entry["ci_low"], entry["ci_high"] = _round(low), _round(high)

@@ -16,12 +16,25 @@ from typing import Any
 
 from evals.metrics import letter_id
 
-REPORT_VERSION = "1"
+REPORT_VERSION = "2"
 JSON_NAME = "report.json"
 MD_NAME = "report.md"
 HTML_NAME = "report.html"
 #: Width in pixels of the value bar drawn for each metric in the HTML report.
 BAR_WIDTH = 220
+#: The metrics shown side by side for every text source (the letters as PDFs, and as other tools
+#: extract them): a parser that reads only one tool's layout shows up here.
+SOURCE_METRICS = (
+    "items",
+    "decisions",
+    "header",
+    "reviewer",
+    "patient",
+    "conclusion_grounding",
+    "evidence_missing",
+    "fabricated_quotes",
+    "failed_letters",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,6 +85,39 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + "; ".join(str(v) for v in value) + "]" if value else "[]"
     return " ".join(str(value).split())
+
+
+def source_headers() -> list[str]:
+    """Column titles of the per-source table (console, Markdown, HTML)."""
+    return ["source", "letters", *SOURCE_METRICS, "result"]
+
+
+def source_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per text source: its letter count, the :data:`SOURCE_METRICS` and pass/FAIL."""
+    rows = []
+    for name, entry in report.get("sources", {}).items():
+        summary = entry["summary"]
+        rows.append(
+            [
+                name,
+                str(entry["letters"]["total"]),
+                *(fmt_metric(summary[m]) for m in SOURCE_METRICS),
+                "pass" if entry["passed"] else "FAIL",
+            ]
+        )
+    return rows
+
+
+def failed_source_thresholds(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(source, threshold, entry) for every threshold a non-primary source failed."""
+    primary = report.get("primary_source")
+    return [
+        (source, name, t)
+        for source, entry in report.get("sources", {}).items()
+        if source != primary
+        for name, t in entry["thresholds"].items()
+        if not t["passed"]
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,6 +186,27 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
             f"| `{name}` | `{t['metric']}` | {t['op']} {fmt(t['limit'])} | {fmt(t['value'])} | "
             f"{'pass' if t['passed'] else '**FAIL**'} |"
         )
+    if len(report.get("sources", {})) > 1:
+        headers = source_headers()
+        lines += [
+            "",
+            "## Per text source",
+            "",
+            "Every threshold applies to each source; the summary below is "
+            f"`{report.get('primary_source')}`'s.",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+        ]
+        lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in source_rows(report)]
+        failed = failed_source_thresholds(report)
+        if failed:
+            lines.append("")
+            lines += [
+                f"- **FAIL** `{source}` `{name}`: `{t['metric']}` = {fmt(t['value'])} (needs {t['op']} "
+                f"{fmt(t['limit'])})"
+                for source, name, t in failed
+            ]
     lines += [
         "",
         "## Summary",
@@ -193,6 +260,16 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
             lines.append(f"  > {md_escape(m['context'])}")
     if not report["mismatches"]:
         lines.append("None.")
+    for source, entry in report.get("sources", {}).items():
+        if source == report.get("primary_source") or not entry["mismatches"]:
+            continue
+        lines += ["", f"## Mismatches in text source `{md_escape(source)}` ({len(entry['mismatches'])})", ""]
+        for m in entry["mismatches"]:
+            item = f" · item “{md_escape(m['item'])}”" if m["item"] else ""
+            lines.append(
+                f"- {md_escape(letter_id(m['letter']))} **{m['kind']}** `{m['field']}`{item}: gold "
+                f"{md_escape(fmt_value(m['gold']))}; predicted {md_escape(fmt_value(m['predicted']))}"
+            )
     path = out / MD_NAME
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -322,6 +399,32 @@ def render_html(report: dict[str, Any]) -> str:
             ]
         )
     parts.append(_html_table(["threshold", "metric", "limit", "value", "result"], rows, {3}))
+    if len(report.get("sources", {})) > 1:
+        parts.append(
+            "<h2>Per text source</h2><p>Every threshold applies to each source; the metrics below "
+            f"are <code>{esc(report.get('primary_source'))}</code>'s.</p>"
+        )
+        rows = [
+            [
+                esc(c)
+                if i < len(row) - 1
+                else f'<span class="{"pass" if c == "pass" else "fail"}">{esc(c)}</span>'
+                for i, c in enumerate(row)
+            ]
+            for row in source_rows(report)
+        ]
+        parts.append(_html_table(source_headers(), rows, set(range(1, len(SOURCE_METRICS) + 2))))
+        failed = failed_source_thresholds(report)
+        if failed:
+            parts.append(
+                "<ul>"
+                + "".join(
+                    f'<li><span class="fail">FAIL</span> <code>{esc(source)}</code> <code>{esc(name)}</code>: '
+                    f"{esc(t['metric'])} = {esc(fmt(t['value']))} (needs {esc(t['op'])} {esc(fmt(t['limit']))})</li>"
+                    for source, name, t in failed
+                )
+                + "</ul>"
+            )
     parts.append("<h2>Metrics</h2>")
     rows = []
     for name in summary:

@@ -28,6 +28,7 @@ from rich.table import Table
 
 import llm_extract
 from evals.gold import GOLD_DIR, LETTERS_DIR, GoldItem, GoldLetter
+from evals.make_text_variants import VARIANTS_DIRNAME, variant_path
 from evals.metrics import (
     ITEM_MATCH_THRESHOLD,
     LetterResult,
@@ -37,7 +38,16 @@ from evals.metrics import (
     score_letter,
     summarize,
 )
-from evals.report import REPORT_VERSION, fmt, fmt_ci, fmt_counts, fmt_metric, write_all
+from evals.report import (
+    REPORT_VERSION,
+    fmt,
+    fmt_ci,
+    fmt_counts,
+    fmt_metric,
+    source_headers,
+    source_rows,
+    write_all,
+)
 from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
 
 DEFAULT_BACKEND = "rules"
@@ -48,6 +58,16 @@ DEFAULT_MIN_DECISION_ACCURACY = 0.95
 DEFAULT_MAX_FABRICATED_QUOTES = 0
 #: Every gold letter is a real, readable letter: one that fails to extract is a bug.
 DEFAULT_MAX_FAILED_LETTERS = 0
+#: Header, reviewer and patient fields are read by grammar; whatever tool produced the text, at
+#: most one in a hundred may be wrong (a wrong one is flagged by the structural checks).
+DEFAULT_MIN_HEADER_ACCURACY = 0.99
+DEFAULT_MIN_REVIEWER_ACCURACY = 0.99
+DEFAULT_MIN_PATIENT_ACCURACY = 0.99
+#: Every value an extractor states must show where the letter states it.
+DEFAULT_MAX_MISSING_EVIDENCE = 0
+#: The text source every gold letter has: the letter file itself (a PDF read by pdfium, a .txt as
+#: written). Other sources are the directories of ``<letters>/variants/`` (evals/make_text_variants.py).
+PRIMARY_SOURCE = "pdfium"
 #: Parallel extractions; the rules backend is CPU-bound, so more than the cores buys nothing.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 #: A metric moved against the baseline only if it changed by more than this.
@@ -79,10 +99,13 @@ class Threshold:
     name: str
     metric: str
     op: str  # ">=" or "<="
+    #: Passes when no letter has data for the metric (a gold subset whose letters have no header
+    #: block states no header field, so none can be wrong); otherwise no data fails.
+    vacuous_pass: bool = False
 
     def check(self, value: float | None, limit: float) -> bool:
         if value is None:
-            return False  # a metric that could not be computed cannot show the release is good
+            return self.vacuous_pass  # else: a metric that could not be computed cannot show the release is good
         return value >= limit if self.op == ">=" else value <= limit
 
 
@@ -95,7 +118,10 @@ THRESHOLDS = {
     "min_citation_title_f1": Threshold("min_citation_title_f1", "citation_titles", ">="),
     "min_citation_pages_f1": Threshold("min_citation_pages_f1", "citation_pages", ">="),
     "min_conclusion_grounding": Threshold("min_conclusion_grounding", "conclusion_grounding", ">="),
-    "min_header_accuracy": Threshold("min_header_accuracy", "header", ">="),
+    "min_header_accuracy": Threshold("min_header_accuracy", "header", ">=", vacuous_pass=True),
+    "min_reviewer_accuracy": Threshold("min_reviewer_accuracy", "reviewer", ">=", vacuous_pass=True),
+    "min_patient_accuracy": Threshold("min_patient_accuracy", "patient", ">=", vacuous_pass=True),
+    "max_missing_evidence": Threshold("max_missing_evidence", "evidence_missing", "<="),
 }
 
 
@@ -255,6 +281,48 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
 Outcome = tuple[Determination | None, str, str | None, str | None]
 
 
+def available_sources(letters_dir: Path) -> list[str]:
+    """``pdfium`` (the letters themselves), then every directory of ``<letters>/variants/``."""
+    root = letters_dir / VARIANTS_DIRNAME
+    found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return [PRIMARY_SOURCE, *found]
+
+
+def select_sources(letters_dir: Path, wanted: list[str] | None) -> list[str]:
+    """The sources to evaluate, primary first; an unknown name is a usage error."""
+    available = available_sources(letters_dir)
+    if not wanted:
+        return available
+    unknown = [w for w in wanted if w not in available]
+    if unknown:
+        raise UsageError(f"unknown text source {unknown[0]!r}; available: {', '.join(available)}")
+    return [a for a in available if a in wanted]
+
+
+def source_letters(
+    golds: Sequence[GoldLetter], letters_dir: Path, source: str
+) -> list[tuple[GoldLetter, Path]]:
+    """The gold letters a source has text for, with that text's path.
+
+    A variant source covers every gold letter that is a PDF; a missing file is a usage error
+    (the variants are stale: ``python -m evals.make_text_variants`` regenerates them).
+    """
+    if source == PRIMARY_SOURCE:
+        return [(g, letters_dir / g.letter) for g in golds]
+    pairs = []
+    for g in golds:
+        if not g.letter.lower().endswith(".pdf"):
+            continue
+        path = variant_path(source, g.letter, letters_dir / VARIANTS_DIRNAME)
+        if not path.is_file():
+            raise UsageError(
+                f"text source {source!r} has no {path} for gold letter {g.letter} "
+                "(regenerate with: python -m evals.make_text_variants)"
+            )
+        pairs.append((g, path))
+    return pairs
+
+
 def extract_one(path: str, backend: str, options: dict[str, Any]) -> Outcome:
     """(determination, letter text, error, error kind) for one letter; never raises.
 
@@ -283,16 +351,15 @@ def _executor(backend: str, jobs: int) -> Executor:
 
 
 def run_extractions(
-    golds: Sequence[GoldLetter],
-    letters_dir: Path,
+    letters: Sequence[tuple[GoldLetter, Path]],
     backend: str,
     options: dict[str, Any],
     jobs: int,
 ) -> list[LetterResult]:
-    """Extract every gold letter, in gold order. The first letter runs alone, as a preflight:
+    """Extract every (gold letter, text path), in order. The first runs alone, as a preflight:
     an unknown backend or an option the backend rejects is a usage error, not 87 failed letters.
     """
-    paths = [str(letters_dir / g.letter) for g in golds]
+    paths = [str(path) for _, path in letters]
     outcomes: list[Outcome] = [extract_one(paths[0], backend, options)]
     _check_usage(outcomes[0], backend, preflight=True)
     rest = paths[1:]
@@ -312,7 +379,7 @@ def run_extractions(
             _check_usage(outcome, backend)
     return [
         LetterResult(gold=g, prediction=det, text=text, error=err, error_kind=kind)
-        for g, (det, text, err, kind) in zip(golds, outcomes, strict=True)
+        for (g, _), (det, text, err, kind) in zip(letters, outcomes, strict=True)
     ]
 
 
@@ -366,11 +433,10 @@ def load_baseline(path: Path) -> dict[str, Any]:
     return data
 
 
-def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict[str, Any]:
-    """What improved and what regressed against ``baseline``, per metric and per letter."""
+def _compare_metrics(summary: dict[str, Any], old_summary: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
-    for metric, entry in report["summary"].items():
-        old = baseline["summary"].get(metric, {}).get("value")
+    for metric, entry in summary.items():
+        old = old_summary.get(metric, {}).get("value")
         new = entry["value"]
         if old is None or new is None:
             change, delta = ("same" if old is None and new is None else "n/a"), 0.0
@@ -381,7 +447,28 @@ def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict
             else:
                 change = "improved" if (delta > 0) == entry["higher_is_better"] else "regressed"
         metrics[metric] = {"baseline": old, "current": new, "delta": round(delta, 6), "change": change}
-    before = {r["letter"]: r["mismatches"] for r in baseline["per_letter"]}
+    return metrics
+
+
+def _baseline_source(baseline: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """A baseline's part for one text source: the top level for its primary source (a report
+    without sources is all pdfium), else its ``sources`` entry."""
+    if source == baseline.get("primary_source", PRIMARY_SOURCE):
+        return baseline
+    entry = baseline.get("sources", {}).get(source) if isinstance(baseline.get("sources"), dict) else None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("summary"), dict) else None
+
+
+def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict[str, Any]:
+    """What improved and what regressed against ``baseline``, per metric and per letter.
+
+    The top level compares the primary source (metrics and letters); ``sources`` compares the
+    metrics of every other text source the baseline also has.
+    """
+    primary = report.get("primary_source", PRIMARY_SOURCE)
+    old = _baseline_source(baseline, primary) or baseline
+    metrics = _compare_metrics(report["summary"], old["summary"])
+    before = {r["letter"]: r["mismatches"] for r in old.get("per_letter", [])}
     now = {r["letter"]: r["mismatches"] for r in report["per_letter"]}
     letters: dict[str, list[Any]] = {"improved": [], "regressed": [], "added": [], "removed": []}
     for letter, count in now.items():
@@ -391,6 +478,17 @@ def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict
             verdict = "improved" if count < before[letter] else "regressed"
             letters[verdict].append({"letter": letter, "baseline": before[letter], "current": count})
     letters["removed"] = sorted(set(before) - set(now))
+    sources = {}
+    for source, entry in report.get("sources", {}).items():
+        old_entry = _baseline_source(baseline, source)
+        if source == primary or old_entry is None:
+            continue
+        changes = _compare_metrics(entry["summary"], old_entry["summary"])
+        sources[source] = {
+            "improved": [m for m, v in changes.items() if v["change"] == "improved"],
+            "regressed": [m for m, v in changes.items() if v["change"] == "regressed"],
+            "metrics": changes,
+        }
     return {
         "baseline": name,
         "epsilon": COMPARISON_EPSILON,
@@ -398,7 +496,17 @@ def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict
         "regressed": [m for m, v in metrics.items() if v["change"] == "regressed"],
         "metrics": metrics,
         "letters": letters,
+        "sources": sources,
     }
+
+
+def all_regressions(comparison: dict[str, Any]) -> list[str]:
+    """Every regressed metric, other sources' as ``source:metric``."""
+    return comparison["regressed"] + [
+        f"{source}:{metric}"
+        for source, entry in comparison["sources"].items()
+        for metric in entry["regressed"]
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,20 +514,12 @@ def compare(report: dict[str, Any], baseline: dict[str, Any], name: str) -> dict
 # --------------------------------------------------------------------------------------------
 
 
-def build_report(
-    results: Sequence[LetterResult],
-    backend: str,
-    options: dict[str, Any],
-    limits: dict[str, float | None],
-) -> dict[str, Any]:
-    """The whole report as plain JSON-able data, keys in a stable order."""
+def source_report(results: Sequence[LetterResult], limits: dict[str, float | None]) -> dict[str, Any]:
+    """Every metric, threshold and mismatch of one text source."""
     scores = [score_letter(r) for r in results]
     summary = summarize(scores)
     thresholds = check_thresholds(summary, limits)
     return {
-        "version": REPORT_VERSION,
-        "backend": backend,
-        "options": options,
         "letters": {
             "total": len(results),
             "extracted": sum(r.prediction is not None for r in results),
@@ -434,6 +534,38 @@ def build_report(
         "flags": flag_summary(scores, results),
         "thresholds": thresholds,
         "passed": all(t["passed"] for t in thresholds.values()),
+    }
+
+
+def build_report(
+    results: dict[str, Sequence[LetterResult]],
+    backend: str,
+    options: dict[str, Any],
+    limits: dict[str, float | None],
+) -> dict[str, Any]:
+    """The whole report as plain JSON-able data, keys in a stable order.
+
+    ``results`` maps each text source to its letters, primary source first. The top-level
+    ``letters``/``summary``/``per_letter``/``mismatches``/``flags``/``thresholds`` are the primary
+    source's (as in reports without sources); ``sources`` holds the same for every source, and
+    ``passed`` requires every source to pass every threshold.
+    """
+    sources = {name: source_report(rs, limits) for name, rs in results.items()}
+    primary = next(iter(sources))
+    main = sources[primary]
+    return {
+        "version": REPORT_VERSION,
+        "backend": backend,
+        "options": options,
+        "primary_source": primary,
+        "letters": main["letters"],
+        "summary": main["summary"],
+        "per_letter": main["per_letter"],
+        "mismatches": main["mismatches"],
+        "flags": main["flags"],
+        "thresholds": main["thresholds"],
+        "sources": sources,
+        "passed": all(src["passed"] for src in sources.values()),
     }
 
 
@@ -456,13 +588,32 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def sources_table(report: dict[str, Any]) -> Table:
+    table = Table(title="per text source (every threshold applies to each)", title_justify="left")
+    for header in source_headers():
+        table.add_column(header, justify="left" if header in ("source", "result") else "right")
+    for row in source_rows(report):
+        table.add_row(*row)
+    return table
+
+
 def print_console(console: Console, report: dict[str, Any], out: str, seconds: float) -> None:
     console.print(summary_table(report))
+    console.print(f"thresholds ({report.get('primary_source', PRIMARY_SOURCE)}):")
     for name, t in report["thresholds"].items():
         mark = "[green]pass[/green]" if t["passed"] else "[bold red]FAIL[/bold red]"
         console.print(
             f"  {mark} {name}: {t['metric']} = {fmt(t['value'])} (needs {t['op']} {fmt(t['limit'])})"
         )
+    if len(report["sources"]) > 1:
+        console.print(sources_table(report))
+        for source, entry in report["sources"].items():
+            for name, t in entry["thresholds"].items():
+                if not t["passed"] and source != report["primary_source"]:
+                    console.print(
+                        f"  [bold red]FAIL[/bold red] {source} {name}: {t['metric']} = {fmt(t['value'])} "
+                        f"(needs {t['op']} {fmt(t['limit'])})"
+                    )
     comparison = report.get("comparison")
     if comparison:
         console.print(f"Against baseline {comparison['baseline']}:")
@@ -476,6 +627,12 @@ def print_console(console: Console, report: dict[str, Any], out: str, seconds: f
             rows = comparison["letters"][verdict]
             shown = ", ".join(f"{letter_id(r['letter'])} {r['baseline']}->{r['current']}" for r in rows)
             console.print(f"  [{style}]{verdict} letters ({len(rows)})[/{style}]: {shown or 'none'}")
+        for source, entry in comparison["sources"].items():
+            if entry["regressed"] or entry["improved"]:
+                console.print(
+                    f"  {source}: regressed {', '.join(entry['regressed']) or 'none'}; "
+                    f"improved {', '.join(entry['improved']) or 'none'}"
+                )
     failed = report["letters"]["failed"]
     if failed:
         console.print(f"[red]failed letters ({len(failed)})[/red]: {', '.join(letter_id(x) for x in failed)}")
@@ -526,7 +683,9 @@ def run(
     jobs: Annotated[int, typer.Option(min=1, help="Letters extracted in parallel.")] = DEFAULT_JOBS,
     strategy: Annotated[
         str | None,
-        typer.Option(help="LLM strategy: per-item, per-item-brief or whole-letter (the backend's default if not given)."),
+        typer.Option(
+            help="LLM strategy: per-item, per-item-brief or whole-letter (the backend's default if not given)."
+        ),
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Pass cache=False to non-rules backends.")
@@ -549,12 +708,31 @@ def run(
     min_conclusion_grounding: Annotated[
         float | None, typer.Option(help="Gate: conclusion grounding.")
     ] = None,
-    min_header_accuracy: Annotated[float | None, typer.Option(help="Gate: header field accuracy.")] = None,
+    min_header_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: header field accuracy (all fields pooled).")
+    ] = DEFAULT_MIN_HEADER_ACCURACY,
+    min_reviewer_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: reviewer licensure and specialties accuracy.")
+    ] = DEFAULT_MIN_REVIEWER_ACCURACY,
+    min_patient_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: patient age and sex accuracy.")
+    ] = DEFAULT_MIN_PATIENT_ACCURACY,
+    max_missing_evidence: Annotated[
+        int | None,
+        typer.Option(min=0, help="Gate: stated values without evidence in the letter, at most this."),
+    ] = DEFAULT_MAX_MISSING_EVIDENCE,
     fail_on_regression: Annotated[
         bool, typer.Option(help="With --baseline: any regressed metric fails the run.")
     ] = False,
     only: Annotated[
         list[str] | None, typer.Option(help="Only gold files whose name matches this glob (repeatable).")
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only this text source (repeatable): pdfium (the letters themselves) or a directory of "
+            "<letters>/variants/. Default: all."
+        ),
     ] = None,
 ) -> int:
     """Evaluate an extractor backend on the gold set and gate on the thresholds."""
@@ -567,7 +745,19 @@ def run(
     if verdicts is not None:
         golds, applied = apply_verdicts(golds, load_verdicts(verdicts))
     options = extract_options(backend, model, base_url, no_cache, strategy)
-    results = run_extractions(golds, letters, backend, options, jobs)
+    plan = {name: source_letters(golds, letters, name) for name in select_sources(letters, source)}
+    for name, pairs in list(plan.items()):
+        if not pairs:  # a variant source has text for PDF gold letters only
+            if source:
+                raise UsageError(f"text source {name!r} has none of the selected gold letters")
+            del plan[name]
+    flat = [pair for pairs in plan.values() for pair in pairs]
+    extracted = run_extractions(flat, backend, options, jobs)
+    results: dict[str, list[LetterResult]] = {}
+    cursor = 0
+    for name, pairs in plan.items():
+        results[name] = extracted[cursor : cursor + len(pairs)]
+        cursor += len(pairs)
     limits = {
         "min_item_f1": min_item_f1,
         "min_decision_accuracy": min_decision_accuracy,
@@ -578,6 +768,9 @@ def run(
         "min_citation_pages_f1": min_citation_pages_f1,
         "min_conclusion_grounding": min_conclusion_grounding,
         "min_header_accuracy": min_header_accuracy,
+        "min_reviewer_accuracy": min_reviewer_accuracy,
+        "min_patient_accuracy": min_patient_accuracy,
+        "max_missing_evidence": max_missing_evidence,
     }
     report_options = {
         "extract": options,
@@ -585,13 +778,14 @@ def run(
         "letters": _display(letters),
         "verdicts": _display(verdicts) if verdicts is not None else None,
         "verdicts_applied": applied,
+        "sources": list(plan),
         "extractor_version": llm_extract.__version__,
     }
     report = build_report(results, backend, report_options, limits)
     if base is not None:
         report["comparison"] = compare(report, base, _display(baseline))
         if fail_on_regression:
-            regressed = report["comparison"]["regressed"]
+            regressed = all_regressions(report["comparison"])
             report["thresholds"]["no_regressions"] = {
                 "metric": "comparison",
                 "op": "<=",

@@ -4,6 +4,7 @@ hand-made gold set for escaping, verdicts and usage errors."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,35 @@ def test_rules_backend_passes_the_default_gates(first_run: tuple[int, Path]) -> 
     assert all(m["letter"] and m["kind"] and "context" in m for m in report["mismatches"])
 
 
+
+def test_every_text_source_is_scored_and_gated(first_run: tuple[int, Path]) -> None:
+    """The committed text variants: the same answer whatever tool produced the text (issue 13)."""
+    _, out = first_run
+    report = load_report(out)
+    sources = report["sources"]
+    assert list(sources) == ["pdfium", *sorted(p.name for p in (LETTERS_DIR / "variants").iterdir() if p.is_dir())]
+    assert set(sources) >= {"pdfium", "pdftotext", "pdftotext-layout", "pdfminer", "pypdf", "pymupdf"}
+    pdfs = sum(1 for p in GOLD_DIR.glob("*.json") if json.loads(p.read_text())["letter"].endswith(".pdf"))
+    for name, entry in sources.items():
+        summary = entry["summary"]
+        assert entry["passed"], name
+        assert entry["letters"]["total"] == (len(list(GOLD_DIR.glob("*.json"))) if name == "pdfium" else pdfs)
+        assert summary["items"]["value"] == 1.0 and summary["decisions"]["value"] == 1.0, name
+        for metric in ("header", "reviewer", "patient"):
+            assert summary[metric]["value"] >= 0.99, (name, metric)
+        assert summary["evidence_missing"]["value"] == 0, name
+        assert summary["evidence"]["value"] == 1.0, name
+        assert set(entry["thresholds"]) == set(report["thresholds"])
+    assert report["summary"] == sources["pdfium"]["summary"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Per text source" in md and all(f"| {name} |" in md for name in sources)
+    assert "Per text source" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_impossible_threshold_exits_1_and_jobs_do_not_change_numbers(
     first_run: tuple[int, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["--out", str(tmp_path), "--min-item-f1", "1.01", "--jobs", "1"])
+    code = main(["--out", str(tmp_path), "--min-item-f1", "1.01", "--jobs", "1", "--source", "pdfium"])
     assert code == 1
     report = load_report(tmp_path)
     assert report["passed"] is False
@@ -78,7 +104,9 @@ def test_impossible_threshold_exits_1_and_jobs_do_not_change_numbers(
 
 def test_baseline_of_the_same_run_shows_no_regressions(first_run: tuple[int, Path], tmp_path: Path) -> None:
     baseline = first_run[1] / "report.json"
-    code = main(["--out", str(tmp_path), "--baseline", str(baseline), "--fail-on-regression"])
+    code = main(
+        ["--out", str(tmp_path), "--baseline", str(baseline), "--fail-on-regression", "--source", "pdfium"]
+    )
     assert code == 0
     comparison = load_report(tmp_path)["comparison"]
     assert comparison["regressed"] == [] and comparison["improved"] == []
@@ -95,8 +123,9 @@ def test_baseline_comparison_lists_what_changed(first_run: tuple[int, Path], tmp
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(old), encoding="utf-8")
     out = tmp_path / "out"
-    assert main(["--out", str(out), "--baseline", str(baseline)]) == 0
-    assert main(["--out", str(out), "--baseline", str(baseline), "--fail-on-regression"]) == 1
+    only = ["--source", "pdfium"]
+    assert main(["--out", str(out), "--baseline", str(baseline), *only]) == 0
+    assert main(["--out", str(out), "--baseline", str(baseline), "--fail-on-regression", *only]) == 1
     comparison = load_report(out)["comparison"]
     assert "items" in comparison["improved"]
     assert "decisions" in comparison["regressed"]
@@ -280,6 +309,56 @@ def test_verdict_naming_an_unknown_item_is_a_usage_error(
     ]
     assert main(args) == 2
     assert "no gold item" in capsys.readouterr().err
+
+
+@pytest.fixture
+def one_pdf(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(gold dir, letters dir, stem) holding one real PDF letter, its gold file and a variants/ dir."""
+    stem = "CM17-0005589"
+    letters = tmp_path / "letters"
+    (letters / "imr-2016-2017").mkdir(parents=True)
+    shutil.copy(LETTERS_DIR / "imr-2016-2017" / f"{stem}.pdf", letters / "imr-2016-2017")
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    shutil.copy(GOLD_DIR / f"{stem}.json", gold_dir)
+    return gold_dir, letters, stem
+
+
+def test_a_failing_text_source_fails_the_run(one_pdf: tuple[Path, Path, str], tmp_path: Path) -> None:
+    gold_dir, letters, stem = one_pdf
+    text = (LETTERS_DIR / "variants" / "pdftotext" / f"{stem}.txt").read_text(encoding="utf-8")
+    assert "Date Assigned:" in text
+    for name, body in (("good", text), ("mangled", text.replace("Date Assigned:", "Assigned on"))):
+        (letters / "variants" / name).mkdir(parents=True)
+        (letters / "variants" / name / f"{stem}.txt").write_text(body, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["--gold", str(gold_dir), "--letters", str(letters), "--out", str(out)]) == 1
+    report = load_report(out)
+    assert list(report["sources"]) == ["pdfium", "good", "mangled"]
+    assert report["sources"]["pdfium"]["passed"] and report["sources"]["good"]["passed"]
+    mangled = report["sources"]["mangled"]
+    assert not mangled["passed"] and report["passed"] is False
+    assert mangled["thresholds"]["min_header_accuracy"]["passed"] is False
+    assert any(m["field"] == "case.date_assigned" for m in mangled["mismatches"])
+    assert "FAIL** `mangled` `min_header_accuracy`" in (out / "report.md").read_text(encoding="utf-8")
+    # Restricting the sources (for slow backends) leaves the failing one out.
+    out2 = tmp_path / "out2"
+    args = ["--gold", str(gold_dir), "--letters", str(letters), "--out", str(out2)]
+    assert main([*args, "--source", "pdfium", "--source", "good"]) == 0
+    assert list(load_report(out2)["sources"]) == ["pdfium", "good"]
+
+
+def test_unknown_or_stale_text_sources_are_usage_errors(
+    one_pdf: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gold_dir, letters, _ = one_pdf
+    args = ["--gold", str(gold_dir), "--letters", str(letters), "--out", str(tmp_path / "out")]
+    assert main([*args, "--source", "nosuch"]) == 2
+    assert "unknown text source 'nosuch'" in capsys.readouterr().err
+    (letters / "variants" / "stale").mkdir(parents=True)  # a source without this letter's text
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "make_text_variants" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_letter_that_fails_to_extract_is_a_failed_letter_not_a_crash(

@@ -27,12 +27,14 @@ from llm_extract.schema import (
     Case,
     Citation,
     Determination,
+    Grounding,
     Item,
     Patient,
     Quote,
     Reviewer,
     SourceInfo,
     Span,
+    stated_values,
 )
 
 SOURCE = SourceInfo(sha256="0" * 64, page_count=1, characters=1000, layout="imr-issues", backend="test")
@@ -46,6 +48,7 @@ LETTER = (
     "Norco 10/325mg #60 is: Overturned\n"
     "Decision rationale: Opioids help this patient work.\n"
     "The request for Norco is medically necessary.\n"
+    "State(s) of Licensure: California Certification(s)/Specialty: Occupational Medicine\n"
 )
 
 
@@ -114,7 +117,30 @@ def determination(items: list[Item], **kw: object) -> Determination:
         "patient": Patient(age=45, sex="male"),
     }
     defaults.update(kw)
-    return Determination(items=items, source=SOURCE, **defaults)
+    det = Determination(items=items, source=SOURCE, **defaults)
+    if "evidence" in kw:
+        return det
+    return det.model_copy(update={"evidence": evidence_in(LETTER, det)})
+
+
+def as_written(value: object) -> str:
+    """How the test letter writes a value: dates as MM/DD/YYYY, decisions capitalised."""
+    if isinstance(value, dt.date):
+        return value.strftime("%m/%d/%Y")
+    if value in ("upheld", "overturned"):
+        return str(value).capitalize()
+    return str(value)
+
+
+def evidence_in(text: str, det: Determination) -> dict[str, Grounding]:
+    """Evidence for each stated value the text contains, as an extractor would state it."""
+    evidence = {}
+    for path, value in stated_values(det):
+        at = text.find(as_written(value))
+        if at >= 0:
+            written = as_written(value)
+            evidence[path] = Grounding(text=written, start=at, end=at + len(written), match="exact", score=100.0)
+    return evidence
 
 
 def summary_of(*results: LetterResult) -> dict[str, dict]:
@@ -212,7 +238,9 @@ def test_near_heading_aligns_but_is_not_verbatim() -> None:
     s = summary_of(result)
     assert s["items"]["value"] == 1.0
     assert (s["item_headings"]["correct"], s["item_headings"]["total"]) == (1, 2)
-    assert [m["kind"] for m in score_letter(result).mismatches] == ["item_heading"]
+    # The near heading is not what the letter says, so it has no evidence either.
+    assert [m["kind"] for m in score_letter(result).mismatches] == ["item_heading", "evidence"]
+    assert s["evidence_missing"]["value"] == 1
 
 
 def test_partial_fields_exact_after_collapsing_whitespace() -> None:
