@@ -333,14 +333,13 @@ def _pair_by_order(tokens: list[_Token], kind: str, pairs: dict[int, _Token]) ->
             pairs[li] = tokens[vi]
             tokens[li].paired = tokens[vi].paired = True
         return
-    unpaired_label = set(labels)
     unpaired_value = set(values)
     for li in labels:
         vi = li + 1
         if vi not in unpaired_value:
             continue
-        if li - 1 in unpaired_label or vi + 1 in unpaired_value:
-            continue  # inside a column of labels or of values: which is whose cannot be told
+        if (li > 0 and tokens[li - 1].label) or (vi + 1 < len(tokens) and not tokens[vi + 1].label):
+            continue  # inside a column of labels or of values (of any kind): which is whose is unknown
         pairs[li] = tokens[vi]
         tokens[li].paired = tokens[vi].paired = True
 
