@@ -4,7 +4,8 @@
 
 Prints, for the 158 real PDFs in evals/letters/imr-2016-2017 on one core:
 - letters/s for pdfium text extraction alone (the floor) and for PDF -> verified Determination;
-- the verifier's cost relative to a plain ``str.find`` pass over the same quotes and citations;
+- the verifier's cost relative to a plain ``str.find`` pass over the same quotes, citations and
+  evidence, and what the structural checks add;
 - seconds to extract a 3 MB letter (linear-time check), against the same work on a 0.3 MB letter.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 
 from llm_extract import Verifier, extract, load, verify
+from llm_extract.checks import check
 
 ROOT = Path(__file__).resolve().parent.parent
 PDFS = sorted((ROOT / "evals" / "letters" / "imr-2016-2017").glob("*.pdf"))
@@ -64,7 +66,8 @@ def main() -> None:
                 g.text
                 for item in r.items
                 for g in (*item.quotes, *item.claims_administrator_guideline, *item.maximus_guideline)
-            ],
+            ]
+            + [g.text for g in r.evidence.values()],
         )
         for letter, r in zip(letters, results)
     ]
@@ -85,15 +88,22 @@ def main() -> None:
             for q in quotes:
                 v.locate(q)
 
+    def structural_checks() -> None:
+        for letter, result in zip(letters, results):
+            check(result, letter.text)
+
     t_find = best_of(args.repeat * 3, plain_find)
+    t_checks = best_of(args.repeat * 3, structural_checks)
     t_locate = best_of(args.repeat * 3, verifier_locate_only)
     t_verify = best_of(args.repeat * 3, verifier)
     print(f"strings verified        : {count}")
     print(f"str.find pass           : {t_find * 1e3:8.2f} ms")
     print(f"verifier locate()       : {t_locate * 1e3:8.2f} ms   ({t_locate / t_find:.2f}x str.find)")
     print(
-        f"verify(Determination)   : {t_verify * 1e3:8.2f} ms   ({t_verify / t_find:.2f}x str.find, incl. pydantic copies)"
+        f"verify(Determination)   : {t_verify * 1e3:8.2f} ms   ({t_verify / t_find:.2f}x str.find, incl. pydantic copies"
+        " and the structural checks)"
     )
+    print(f"  of which checks       : {t_checks * 1e3:8.2f} ms   ({t_checks / len(letters) * 1e3:.2f} ms a letter)")
 
     base = letters[0].text
     small = base * max(1, 300_000 // len(base))

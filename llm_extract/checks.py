@@ -23,8 +23,7 @@ WORKER_AGE_MAX = 100
 #: A pronoun opening a sentence of the case summary or a rationale: in these letters it is the
 #: patient ("He had normal strength"); mid-sentence pronouns are often a physician ("stated that he").
 SENTENCE_PRONOUN = re.compile(
-    r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d)\]]))[ \t\r\n\f]{1,10}(?P<word>He|His|Him|Himself|She|Her|Hers|Herself)\b"
-    r"(?![ \t]{0,3}/)"
+    r"[.!?][\"'\u201d)\]]?[ \t\r\n\f]{1,10}(?P<word>He|His|Him|Himself|She|Her|Hers|Herself)\b(?![ \t]{0,3}/)"
 )
 PRONOUN_SEX = {
     "he": "male",
