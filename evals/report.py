@@ -24,17 +24,17 @@ HTML_NAME = "report.html"
 BAR_WIDTH = 220
 #: The metrics shown side by side for every text source (the letters as PDFs, and as other tools
 #: extract them): a parser that reads only one tool's layout shows up here.
-SOURCE_METRICS = (
-    "items",
-    "decisions",
-    "header",
-    "reviewer",
-    "patient",
-    "conclusion_grounding",
-    "evidence_missing",
-    "fabricated_quotes",
-    "failed_letters",
-)
+SOURCE_METRICS = {
+    "items": "items",
+    "decisions": "decisions",
+    "header": "header",
+    "reviewer": "reviewer",
+    "patient": "patient",
+    "conclusion_grounding": "conclusion",
+    "evidence_missing": "no evidence",
+    "fabricated_quotes": "fabricated",
+    "failed_letters": "failed",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,9 +87,28 @@ def fmt_value(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def source_headers() -> list[str]:
-    """Column titles of the per-source table (console, Markdown, HTML)."""
-    return ["source", "letters", *SOURCE_METRICS, "result"]
+#: The same columns titled to fit a 110-character console.
+SOURCE_SHORT = {
+    "items": "items",
+    "decisions": "dec.",
+    "header": "header",
+    "reviewer": "rev.",
+    "patient": "pat.",
+    "conclusion_grounding": "concl.",
+    "evidence_missing": "no evid.",
+    "fabricated_quotes": "fabr.",
+    "failed_letters": "failed",
+}
+
+
+def source_headers(short: bool = False) -> list[str]:
+    """Column titles of the per-source table (console: ``short``; Markdown, HTML)."""
+    return [
+        "source",
+        "n" if short else "letters",
+        *(SOURCE_SHORT if short else SOURCE_METRICS).values(),
+        "result",
+    ]
 
 
 def source_rows(report: dict[str, Any]) -> list[list[str]]:

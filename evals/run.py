@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -105,7 +106,9 @@ class Threshold:
 
     def check(self, value: float | None, limit: float) -> bool:
         if value is None:
-            return self.vacuous_pass  # else: a metric that could not be computed cannot show the release is good
+            return (
+                self.vacuous_pass
+            )  # else: a metric that could not be computed cannot show the release is good
         return value >= limit if self.op == ">=" else value <= limit
 
 
@@ -589,9 +592,14 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def sources_table(report: dict[str, Any]) -> Table:
-    table = Table(title="per text source (every threshold applies to each)", title_justify="left")
-    for header in source_headers():
-        table.add_column(header, justify="left" if header in ("source", "result") else "right")
+    table = Table(
+        title="per text source (every threshold applies to each)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for header in source_headers(short=True):
+        table.add_column(header, justify="left" if header in ("source", "result") else "right", no_wrap=True)
     for row in source_rows(report):
         table.add_row(*row)
     return table
