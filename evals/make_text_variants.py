@@ -129,7 +129,9 @@ def variant_path(source: str, letter: str, variants_dir: Path = VARIANTS_DIR) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.make_text_variants", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.make_text_variants", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--source", action="append", choices=sorted(SOURCES), help="only these (repeatable)")
     parser.add_argument("--out", type=Path, default=VARIANTS_DIR, help="variants directory")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file would change")
@@ -140,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = args.out / MANIFEST.name
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     manifest.setdefault("sources", {})
-    manifest["letters"] = {
-        p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in pdfs
-    }
+    manifest["letters"] = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in pdfs}
     for source in sources:
         extractor, tool = SOURCES[source]
         for pdf in pdfs:

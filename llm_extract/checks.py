@@ -106,7 +106,9 @@ def _patient(result: Determination, text: str) -> list[Flag]:
     ages = [(a.value, a.span) for a, _ in mentions]
     if age is not None:
         ages.insert(0, (age, _span(result, "patient.age")))
-    wild = next(((value, span) for value, span in ages if not WORKER_AGE_MIN <= value <= WORKER_AGE_MAX), None)
+    wild = next(
+        ((value, span) for value, span in ages if not WORKER_AGE_MIN <= value <= WORKER_AGE_MAX), None
+    )
     if wild is not None:
         flags.append(
             _flag(

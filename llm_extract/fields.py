@@ -204,10 +204,10 @@ class _Token:
     paired: bool = False
 
 
-def _header_bounds(text: str) -> tuple[int, int]:
+def _header_limit(text: str) -> int:
+    """Where the search for the header block stops: the first section title, else a bounded prefix."""
     end_match = HEADER_END.search(text, 0, HEADER_SEARCH_CHARS * 2)
-    limit = end_match.start() if end_match else min(len(text), HEADER_SEARCH_CHARS)
-    return 0, limit
+    return end_match.start() if end_match else min(len(text), HEADER_SEARCH_CHARS)
 
 
 def _values(text: str, start: int, end: int) -> list[_Token]:
@@ -232,14 +232,14 @@ def _values(text: str, start: int, end: int) -> list[_Token]:
 
 def read_header(text: str, out: LetterFields) -> None:
     """Fill ``out.header``: labels and values located, then assigned (see the module docstring)."""
-    lo, hi = _header_bounds(text)
-    values = _values(text, lo, hi)
-    masked = list(text[lo:hi])
+    hi = _header_limit(text)
+    values = _values(text, 0, hi)
+    masked = list(text[:hi])
     for v in values:  # a value inside a wrapped label ("Application\n01/09/2017\nReceived:")
-        masked[v.start - lo : v.end - lo] = " " * (v.end - v.start)
-    region = "".join(masked)
+        masked[v.start : v.end] = " " * (v.end - v.start)
     labels = [
-        _Token(m.start() + lo, m.end() + lo, m.lastgroup or "", label=True) for m in HEADER_LABEL.finditer(region)
+        _Token(m.start(), m.end(), m.lastgroup or "", label=True)
+        for m in HEADER_LABEL.finditer("".join(masked))
     ]
     if not labels:
         return
@@ -253,6 +253,7 @@ def read_header(text: str, out: LetterFields) -> None:
     _pair_inline(text, tokens, pairs)
     for kind in VALUE_GRAMMARS:
         _pair_by_order(tokens, kind, pairs)
+    answered = {tokens[i].kind for i in pairs}
     for index, token in enumerate(tokens):
         if not token.label or token.kind in out.header:
             continue
@@ -260,8 +261,8 @@ def read_header(text: str, out: LetterFields) -> None:
         value = pairs.get(index)
         label_text = collapse(text[token.start : token.end])
         if value is None:
-            if any(t.label and t.kind == name and i in pairs for i, t in enumerate(tokens)):
-                continue  # a repeated label whose first occurrence has its value
+            if name in answered:
+                continue  # a repeated label, another occurrence of which has its value
             out.problems.append(
                 Problem(
                     FlagCode.HEADER_FIELD_MISSING,
@@ -355,7 +356,9 @@ def clean_value(raw: str) -> str:
     return collapse(_LINE_HYPHEN.sub("", raw)).strip(" .;:")
 
 
-def _entries(text: str, start: int, end: int, separator: re.Pattern[str], protect: re.Pattern[str] | None) -> list[Found]:
+def _entries(
+    text: str, start: int, end: int, separator: re.Pattern[str], protect: re.Pattern[str] | None
+) -> list[Found]:
     """Split ``text[start:end]`` on ``separator`` (not inside ``protect`` matches), with trimmed spans."""
     guarded = [(m.start(), m.end()) for m in protect.finditer(text, start, end)] if protect else []
     cuts: list[Span] = []
@@ -389,7 +392,9 @@ SPECIALTY_END = re.compile(
 )
 #: A list of states continues on the next line only after a trailing comma or "and".
 LICENSURE_CONTINUES = re.compile(r"(?:,|\band)[ \t]*\Z", _F)
-LIST_SEPARATOR = re.compile(r"[ \t\r\n\f]{0,5},[ \t\r\n\f]{0,5}(?:and[ \t\r\n\f]{1,5})?|[ \t\r\n\f]{1,5}and[ \t\r\n\f]{1,5}")
+LIST_SEPARATOR = re.compile(
+    r"[ \t\r\n\f]{0,5},[ \t\r\n\f]{0,5}(?:and[ \t\r\n\f]{1,5})?|[ \t\r\n\f]{1,5}and[ \t\r\n\f]{1,5}"
+)
 COMMA = re.compile(r"[ \t\r\n\f]{0,5},")
 PROSE_BOARD = re.compile(
     r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", re.DOTALL | _F
@@ -406,7 +411,11 @@ COMPOUND_SPECIALTIES = re.compile(
 
 
 def _line_end(text: str, pos: int, limit: int) -> int:
-    ends = [i for i in (text.find("\n", pos, limit), text.find("\r", pos, limit), text.find("\f", pos, limit)) if i != -1]
+    ends = [
+        i
+        for i in (text.find("\n", pos, limit), text.find("\r", pos, limit), text.find("\f", pos, limit))
+        if i != -1
+    ]
     return min(ends) if ends else limit
 
 
@@ -530,4 +539,3 @@ def read_patient(text: str, out: LetterFields) -> None:
     if age <= MAX_AGE:  # beyond what the model holds: left null, and checks.py flags the age it read
         out.age = Found(age, (m.start("age"), m.end("age")))
     out.sex = Found(SEX_WORDS[m.group("sex").lower()], (m.start("sex"), m.end("sex")))
-

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import NotAnIMRLetterError
-from .fields import Found, read_fields
+from .fields import LetterFields, read_fields
 from .normalize import FURNITURE_LINE, collapse, furniture_spans
 from .schema import FlagCode, Severity
 
@@ -137,11 +137,8 @@ class ItemBlock:
 @dataclass
 class Parsed:
     layout: str
-    header: dict[str, Found] = field(default_factory=dict)
-    licensure: list[Found] = field(default_factory=list)
-    specialties: list[Found] = field(default_factory=list)
-    age: Found | None = None
-    sex: Found | None = None
+    #: Header, reviewer and patient values with their spans (:mod:`llm_extract.fields`).
+    fields: LetterFields = field(default_factory=LetterFields)
     items: list[ItemBlock] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
 
@@ -191,12 +188,7 @@ def parse(text: str) -> Parsed:
 
 def _read_fields(text: str, parsed: Parsed) -> None:
     """Header, reviewer and patient fields (:mod:`llm_extract.fields`), each with its span."""
-    found = read_fields(text)
-    parsed.header = found.header
-    parsed.licensure = found.licensure
-    parsed.specialties = found.specialties
-    parsed.age = found.age
-    parsed.sex = found.sex
+    found = parsed.fields = read_fields(text)
     parsed.notes += [Note(p.code, p.severity, p.message, p.span) for p in found.problems]
 
 

@@ -75,10 +75,11 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         for n in parsed.notes
     ]
     items = []
-    spans: dict[str, tuple[int, int]] = {f"case.{name}": f.span for name, f in parsed.header.items()}
-    for field, entries in (("licensure", parsed.licensure), ("specialties", parsed.specialties)):
+    letter_fields = parsed.fields
+    spans: dict[str, tuple[int, int]] = {f"case.{name}": f.span for name, f in letter_fields.header.items()}
+    for field, entries in (("licensure", letter_fields.licensure), ("specialties", letter_fields.specialties)):
         spans.update((f"reviewer.{field}.{i}", f.span) for i, f in enumerate(entries))
-    for field, found in (("age", parsed.age), ("sex", parsed.sex)):
+    for field, found in (("age", letter_fields.age), ("sex", letter_fields.sex)):
         if found is not None:
             spans[f"patient.{field}"] = found.span
     for index, block in enumerate(parsed.items):
@@ -88,15 +89,16 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         spans.update((f"items.{index}.{field}", span) for field, span in item_spans.items())
     if parsed.items:
         flags += _truncation(text, parsed)
-    header = {name: f.value for name, f in parsed.header.items()}
+    header = {name: f.value for name, f in letter_fields.header.items()}
     return Determination(
         case=Case(**header),
         reviewer=Reviewer(
-            licensure=[f.value for f in parsed.licensure], specialties=[f.value for f in parsed.specialties]
+            licensure=[f.value for f in letter_fields.licensure],
+            specialties=[f.value for f in letter_fields.specialties],
         ),
         patient=Patient(
-            age=parsed.age.value if parsed.age else None,
-            sex=parsed.sex.value if parsed.sex else None,
+            age=letter_fields.age.value if letter_fields.age else None,
+            sex=letter_fields.sex.value if letter_fields.sex else None,
         ),
         items=items,
         evidence={path: Grounding(text=text[s:e], start=s, end=e) for path, (s, e) in spans.items()},

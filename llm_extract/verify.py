@@ -188,7 +188,9 @@ def _walked_fields(cls: type[BaseModel]) -> tuple[str, ...]:
     return tuple(name for name, info in cls.model_fields.items() if _holds_groundings(info.annotation))
 
 
-def _reground(value: Any, verifier: Verifier, letter: Letter, path: str, found: list[tuple[str, Grounding]]) -> Any:
+def _reground(
+    value: Any, verifier: Verifier, letter: Letter, path: str, found: list[tuple[str, Grounding]]
+) -> Any:
     """``value`` with every Grounding inside it re-grounded; unchanged parts are returned as they are."""
     if isinstance(value, Grounding):
         grounded = ground(value, verifier, letter)

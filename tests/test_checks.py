@@ -62,7 +62,9 @@ def test_partial_items_carry_evidence_for_original_request_and_authorized() -> N
 def test_a_value_without_evidence_is_an_error_and_wrong_evidence_is_not_evidence() -> None:
     letter = load(TEXT)
     result = extract(letter)
-    no_evidence = result.model_copy(update={"evidence": {k: v for k, v in result.evidence.items() if k != "patient.age"}})
+    no_evidence = result.model_copy(
+        update={"evidence": {k: v for k, v in result.evidence.items() if k != "patient.age"}}
+    )
     checked = verify(no_evidence, letter)
     [flag] = codes(checked, FlagCode.EVIDENCE_MISSING)
     assert flag.severity == "error" and "patient.age" in flag.message and not checked.ok
@@ -130,7 +132,10 @@ def test_dates_out_of_order_name_both_fields_and_values() -> None:
         update={"case": result.case.model_copy(update={"application_received": result.case.date_of_injury})}
     )
     [flag] = codes(verify(misread, letter), FlagCode.DATES_OUT_OF_ORDER)
-    assert "case.ur_denial_date 2016-12-27" in flag.message and "case.application_received 2016-11-01" in flag.message
+    assert (
+        "case.ur_denial_date 2016-12-27" in flag.message
+        and "case.application_received 2016-11-01" in flag.message
+    )
     # And in a letter that says so itself: the date of injury after the decision.
     swapped = extract(TEXT.replace("11/01/2016", "03/01/2017", 1))
     assert swapped.case.date_of_injury == dt.date(2017, 3, 1)
@@ -148,7 +153,9 @@ def test_an_implausible_age_is_flagged(age: int) -> None:
 
 
 def test_two_different_ages_or_sexes_are_flagged_naming_both() -> None:
-    text = TEXT.replace("restrictions. The physical exam", "restrictions. This 23-year-old female's physical exam", 1)
+    text = TEXT.replace(
+        "restrictions. The physical exam", "restrictions. This 23-year-old female's physical exam", 1
+    )
     result = extract(text)
     [sex] = codes(result, FlagCode.SEX_INCONSISTENT)
     [age] = codes(result, FlagCode.AGE_INCONSISTENT)
@@ -158,10 +165,15 @@ def test_two_different_ages_or_sexes_are_flagged_naming_both() -> None:
 
 
 def test_a_pronoun_of_the_other_sex_is_a_warning() -> None:
-    text = TEXT.replace("restrictions. The physical exam", "restrictions. She reports pain. The physical exam", 1)
+    text = TEXT.replace(
+        "restrictions. The physical exam", "restrictions. She reports pain. The physical exam", 1
+    )
     result = extract(text)
     [flag] = codes(result, FlagCode.SEX_INCONSISTENT)
     assert flag.severity == "warning" and "'male'" in flag.message and "She reports pain" in flag.message
     assert text[flag.start : flag.end] == "She"
     # A pronoun inside "He/she" boilerplate or mid-sentence (a physician) is no contradiction.
-    assert not codes(extract(TEXT.replace("restrictions.", "restrictions; she said so. He/she agreed.", 1)), FlagCode.SEX_INCONSISTENT)
+    assert not codes(
+        extract(TEXT.replace("restrictions.", "restrictions; she said so. He/she agreed.", 1)),
+        FlagCode.SEX_INCONSISTENT,
+    )

@@ -99,7 +99,8 @@ SHAPES = {
 def header_of(text: str) -> tuple[dict[str, str], list]:
     found = read_fields(text)
     values = {
-        name: f.value.isoformat() if isinstance(f.value, dt.date) else f.value for name, f in found.header.items()
+        name: f.value.isoformat() if isinstance(f.value, dt.date) else f.value
+        for name, f in found.header.items()
     }
     return values, found
 
@@ -183,7 +184,11 @@ REVIEWER_SHAPES = {
 
 @pytest.mark.parametrize("shape", list(REVIEWER_SHAPES))
 def test_reviewer_shapes(shape: str) -> None:
-    text = "The Expert Reviewer has the following credentials:\n" + REVIEWER_SHAPES[shape] + "CLINICAL CASE SUMMARY\n"
+    text = (
+        "The Expert Reviewer has the following credentials:\n"
+        + REVIEWER_SHAPES[shape]
+        + "CLINICAL CASE SUMMARY\n"
+    )
     found = read_fields(text)
     assert [f.value for f in found.licensure] == ["California", "New York"], shape
     assert [f.value for f in found.specialties] == ["Internal Medicine", "Pain Management"], shape
@@ -233,7 +238,10 @@ def test_every_value_of_every_gold_letter_has_its_evidence(source: str) -> None:
         values = dict(stated_values(result))
         assert set(values) == set(result.evidence), (source, g.letter)
         for key, evidence in result.evidence.items():
-            assert evidence.match == "exact" and text[evidence.start : evidence.end] == evidence.text, (source, key)
+            assert evidence.match == "exact" and text[evidence.start : evidence.end] == evidence.text, (
+                source,
+                key,
+            )
             value = values[key]
             if isinstance(value, dt.date):
                 assert parse_date(DATE_VALUE.search(evidence.text)) == value
@@ -293,7 +301,9 @@ def header_blocks(draw: st.DrawFn) -> tuple[str, dict[str, object], set[str]]:
         for group in groups:
             labels = sep.join(label[n] for n in group)
             vals = sep.join(value[n] for n in group if value[n])
-            parts.append(f"{vals}{sep}{sep}{labels}" if shape == "values first" else f"{labels}{sep}{sep}{vals}")
+            parts.append(
+                f"{vals}{sep}{sep}{labels}" if shape == "values first" else f"{labels}{sep}{sep}{vals}"
+            )
         text = (sep + sep).join(parts)
     return text + sep + END, {n: values[n] for n in names}, empty
 
@@ -314,4 +324,3 @@ def test_shuffled_header_blocks_are_read_or_flagged_never_guessed(block: tuple[s
         assert text[got.span[0] : got.span[1]] == written(want)
     if not empty:
         assert set(found.header) == set(expected), text  # a complete block is read completely
-

@@ -418,6 +418,8 @@ def test_evals_run_scores_the_openai_backend_against_an_endpoint(
                 str(tmp_path / "out"),
                 "--jobs",
                 "2",
+                "--source",
+                "pdfium",  # the letters as they are: the text variants would cost requests too
             ]
         )
         reasks = [r['messages'][-1]['content'][:300] for r in server.requests if len(r['messages']) > 2]

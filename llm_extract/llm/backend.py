@@ -149,7 +149,9 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
     another date) gets none, and the verifier flags it ``evidence_missing``: the model's own
     evidence is not asked for yet.
     """
-    index = {pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])}
+    index = {
+        pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])
+    }
     parser_values = dict(stated_values(baseline))
     carried = {}
     for path, value in stated_values(result):
