@@ -387,7 +387,7 @@ SPECIALTY = re.compile(r"Certification\(s\)\s{0,5}/\s{0,5}Specialt(?:y|ies)\s{0,
 #: The specialty list ends at the next section title (an upper-case line), a sentence, or the other label.
 SPECIALTY_END = re.compile(
     r"CLINICAL\s+CASE\s+SUMMARY|DOCUMENTS\s+REVIEWED|State\(s\)\s+of\s+Licensure"
-    r"|(?:^|\n)[ \t]{0,80}[A-Z][A-Z ,()/]{12,}[ \t]*\r?(?:\n|$)"
+    r"|(?:^|\n)[ \t]{0,80}[A-Z][A-Z ,()/]{12,200}\r?(?:\n|$)"
     r"|(?:^|\n)[ \t]{0,80}The\s+(?:expert|physician)\s+reviewer\b"
 )
 #: A list of states continues on the next line only after a trailing comma or "and".
@@ -396,11 +396,20 @@ LIST_SEPARATOR = re.compile(
     r"[ \t\r\n\f]{0,5},[ \t\r\n\f]{0,5}(?:and[ \t\r\n\f]{1,5})?|[ \t\r\n\f]{1,5}and[ \t\r\n\f]{1,5}"
 )
 COMMA = re.compile(r"[ \t\r\n\f]{0,5},")
+#: Older letters describe the reviewer in a sentence; a list in it is at most PROSE_LIST_CHARS long.
+PROSE_LIST_CHARS = 300
 PROSE_BOARD = re.compile(
-    r"Board\s+Certified\s+in\s+(.+?)(?=,\s+has\b|\s+and\s+is\s+licensed|\s+and\s+has\b|\.)", re.DOTALL | _F
+    rf"Board\s{{1,5}}Certified\s{{1,5}}in\s{{1,5}}(.{{1,{PROSE_LIST_CHARS}}}?)"
+    r"(?=,\s{1,5}has\b|\s{1,5}and\s{1,5}is\s{1,5}licensed|\s{1,5}and\s{1,5}has\b|\.)",
+    re.DOTALL | _F,
 )
-PROSE_SUB = re.compile(r"subspecialty\s+in\s+(.+?)(?=\s+and\s+is\s+licensed|,|\.)", re.DOTALL | _F)
-PROSE_LICENSED = re.compile(r"licensed\s+to\s+practice\s+in\s+(.+?)\.", re.DOTALL | _F)
+PROSE_SUB = re.compile(
+    rf"subspecialty\s{{1,5}}in\s{{1,5}}(.{{1,{PROSE_LIST_CHARS}}}?)(?=\s{{1,5}}and\s{{1,5}}is\s{{1,5}}licensed|,|\.)",
+    re.DOTALL | _F,
+)
+PROSE_LICENSED = re.compile(
+    rf"licensed\s{{1,5}}to\s{{1,5}}practice\s{{1,5}}in\s{{1,5}}(.{{1,{PROSE_LIST_CHARS}}}?)\.", re.DOTALL | _F
+)
 #: Specialty names with "and" inside, which prose lists must not split.
 COMPOUND_SPECIALTIES = re.compile(
     r"Physical\s+Medicine\s+and\s+Rehabilitation|Obstetrics\s+and\s+Gynecology|Psychiatry\s+and\s+Neurology"
