@@ -1,25 +1,40 @@
-"""Batch extraction: many letters, concurrently, streaming, one bad letter never stops the rest.
+"""Batch extraction: many letters, concurrently, streaming; one bad letter never stops the rest.
 
 ``extract_many`` keeps a bounded window of letters in flight (``jobs`` x ``WINDOW_PER_JOB``), so
 memory stays flat however many letters stream through, and yields one outcome per letter: a
-:class:`~llm_extract.schema.Determination` or a :class:`BatchError` naming the letter. The rules
-backend is CPU-bound and runs in worker processes; LLM backends are I/O-bound and run in
-threads that share one rate gate (a cap on requests in flight and a common pause after a 429).
-Any ``concurrent.futures.Executor`` can be passed instead, e.g. a Dask or Ray cluster's.
+:class:`~llm_extract.schema.Determination` or a :class:`BatchError` naming the letter.
+
+Every letter has a time budget (``timeout``; :data:`LETTER_TIMEOUT_S` by backend). What enforcing
+it means depends on where the letter runs:
+
+- the rules backend is CPU-bound and runs in worker processes (``pebble``'s pool, even for one
+  job): a letter over budget has its worker killed, a worker that dies (SIGKILL, SIGABRT, a
+  segfault, ``os._exit``) is replaced, and that letter alone gets a ``timeout`` or
+  ``worker_crashed`` record;
+- LLM backends are I/O-bound and run in threads sharing one rate gate. A thread cannot be killed:
+  a letter over budget is reported as ``timeout``, its slot goes to the next letter, and its late
+  result is discarded; the request timeout (``request_timeout``) bounds the abandoned thread;
+- any ``concurrent.futures.Executor`` (``executor=``, e.g. Dask's) runs each letter under the same
+  thread-based budget on its workers; a worker the executor loses gives a ``worker_crashed`` record.
 """
 
 from __future__ import annotations
 
 import glob
-import json
+import hashlib
+import math
 import os
+import signal
+import stat
+import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future, as_completed
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ExtractionError
 from .schema import Determination
@@ -28,15 +43,37 @@ from .schema import Determination
 WINDOW_PER_JOB = 4
 DEFAULT_JOBS = 8
 LETTER_SUFFIXES = (".pdf", ".txt")
+#: Seconds one letter may take, by backend: far beyond a normal letter (rules ≈ 10 ms, a hosted
+#: LLM tens of seconds, the embedded model ≈ 20-90 s per item on 2 cores), so only a stuck or
+#: hostile letter meets it. Other backends get DEFAULT_LLM_LETTER_TIMEOUT_S.
+LETTER_TIMEOUT_S: dict[str, float] = {"rules": 120.0, "openai": 900.0, "local": 3600.0}
+DEFAULT_LLM_LETTER_TIMEOUT_S = 900.0
+#: A pool that broke as a whole (not through one letter) is restarted and its letters retried this often.
+POOL_RETRIES = 1
+_HASH_CHUNK = 1024 * 1024
+_GLOB_CHARS = "*?["
+
+#: BatchError codes of the batch itself; a letter's own failure carries its ExtractionError's code.
+TIMEOUT = "timeout"
+WORKER_CRASHED = "worker_crashed"
+EXECUTOR_ERROR = "executor_error"
+IO_ERROR = "io_error"
+INTERNAL = "internal"
 
 
 class BatchError(BaseModel):
-    """A letter that could not be extracted, as one JSONL record."""
+    """A letter that could not be extracted, as one record of a batch's output.
+
+    ``sha256`` is the letter file's (None when it could not be read), so a resumed run can tell
+    the same file from an edited one; ``error`` is a stable code (an ExtractionError's, or
+    ``timeout``, ``worker_crashed``, ``executor_error``, ``io_error``, ``internal``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     ok: Literal[False] = False
-    letter: str
+    letter: str = Field(description="The letter's name: its path as given.")
+    sha256: str | None = Field(default=None, description="sha256 of the letter's bytes, when readable.")
     error: str
     message: str
 
@@ -47,7 +84,52 @@ Outcome = Determination | BatchError
 def _name(letter: Any) -> str:
     if isinstance(letter, (str, os.PathLike)) and not (isinstance(letter, str) and "\n" in letter):
         return str(letter)[:300]
+    name = getattr(letter, "name", None)  # an ingested Letter
+    if isinstance(name, str):
+        return name[:300]
     return f"<{type(letter).__name__} letter>"
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a regular file's bytes, read in chunks; None for anything else or when unreadable.
+
+    Opened non-blocking and checked to be a regular file, so a FIFO never hangs it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, _HASH_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def letter_sha256(letter: Any) -> str | None:
+    """The sha256 ingest gives a letter (of the file's bytes, or of the text), without parsing it."""
+    from .ingest import Letter, _looks_like_path
+
+    if isinstance(letter, Letter):
+        return letter.sha256 or None
+    if isinstance(letter, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(letter)).hexdigest()
+    if isinstance(letter, os.PathLike) or (isinstance(letter, str) and _looks_like_path(letter)):
+        return file_sha256(Path(letter))
+    if isinstance(letter, str):
+        return hashlib.sha256(letter.encode("utf-8", "surrogatepass")).hexdigest()
+    return None
+
+
+def failure(letter: Any, code: str, message: str) -> BatchError:
+    """A letter's failure record, with the letter's name and (when readable) sha256."""
+    return BatchError(letter=_name(letter), sha256=letter_sha256(letter), error=code, message=message)
 
 
 def extract_one(letter: Any, backend: str = "rules", options: dict[str, Any] | None = None) -> Outcome:
@@ -57,16 +139,172 @@ def extract_one(letter: Any, backend: str = "rules", options: dict[str, Any] | N
     try:
         return extract(letter, backend=backend, **(options or {}))
     except ExtractionError as exc:
-        return BatchError(letter=_name(letter), error=exc.code, message=str(exc))
-    except Exception as exc:  # an extractor bug must not stop the batch; it is reported, not hidden
-        return BatchError(letter=_name(letter), error="internal", message=f"{type(exc).__name__}: {exc}")
+        return failure(letter, exc.code, str(exc))
+    except OSError as exc:  # the environment (permissions, I/O), not the letter's content
+        return failure(letter, IO_ERROR, f"{_name(letter)}: {exc.strerror or exc}")
+    except (Exception, SystemExit) as exc:  # an extractor bug must not stop the batch; reported, not hidden
+        return failure(letter, INTERNAL, f"{_name(letter)}: {type(exc).__name__}: {exc}")
 
 
-def default_executor(backend: str, jobs: int) -> Executor:
-    """Processes for the CPU-bound rules backend, threads for network-bound LLM backends."""
-    if backend == "rules":
-        return ProcessPoolExecutor(max_workers=jobs)
-    return ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="llm-extract")
+def letter_timeout(backend: str, timeout: float | None = None) -> float:
+    """The per-letter budget in seconds: ``timeout`` if given, else the backend's default."""
+    if timeout is None:
+        return LETTER_TIMEOUT_S.get(backend, DEFAULT_LLM_LETTER_TIMEOUT_S)
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def extract_within(letter: Any, backend: str, options: dict[str, Any], budget: float) -> Outcome:
+    """``extract_one`` on a thread of its own, given up after ``budget`` seconds.
+
+    For where a letter cannot be killed (threads, another executor's workers): the letter is
+    reported as timed out and the thread left to finish on its own; its result is discarded.
+    """
+    box: list[Outcome] = []
+    worker = threading.Thread(
+        target=lambda: box.append(extract_one(letter, backend, options)), name="llm-extract-letter", daemon=True
+    )
+    worker.start()
+    worker.join(budget)
+    if box:
+        return box[0]
+    return failure(
+        letter,
+        TIMEOUT,
+        f"{_name(letter)}: no result within {budget:g} s, the per-letter time budget (timeout=, --timeout); "
+        "its late result will be discarded",
+    )
+
+
+class _ProcessRunner:
+    """The rules backend's worker processes: killed on timeout, replaced when they die."""
+
+    def __init__(self, jobs: int, budget: float) -> None:
+        self.jobs, self.budget = jobs, budget
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        from pebble import ProcessPool
+
+        return ProcessPool(max_workers=self.jobs)
+
+    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+        if not self.pool.active:  # broken as a whole (e.g. a worker died between letters): start afresh
+            self.pool.stop()
+            self.pool.join()
+            self.pool = self._new_pool()
+        return self.pool.schedule(extract_one, args=(letter, backend, options), timeout=self.budget)
+
+    def settle(self, letter: Any, exc: BaseException) -> BatchError | None:
+        from pebble import ProcessExpired
+
+        if isinstance(exc, (TimeoutError, FutureTimeout)):
+            return failure(
+                letter,
+                TIMEOUT,
+                f"{_name(letter)}: no result within {self.budget:g} s, the per-letter time budget "
+                "(--timeout / timeout=); its worker was stopped and replaced",
+            )
+        if isinstance(exc, ProcessExpired):
+            return failure(
+                letter,
+                WORKER_CRASHED,
+                f"{_name(letter)}: the worker process died ({_exit_reason(exc.exitcode)}) while extracting "
+                "this letter; it was replaced",
+            )
+        return None
+
+    def close(self, finished: bool) -> None:
+        if finished:
+            self.pool.close()
+        else:
+            self.pool.stop()
+        self.pool.join()
+
+
+class _ThreadRunner:
+    """LLM backends: each letter on a daemon thread, at most ``jobs`` at once, each under its budget.
+
+    A thread per letter rather than a fixed pool, so that a letter given up on frees its slot at
+    once and never holds up the interpreter's exit.
+    """
+
+    def __init__(self, jobs: int, budget: float) -> None:
+        self.budget = budget
+        self.slots = threading.Semaphore(jobs)
+
+    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            with self.slots:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(extract_within(letter, backend, options, self.budget))
+
+        threading.Thread(target=run, name="llm-extract-slot", daemon=True).start()
+        return future
+
+    def settle(self, letter: Any, exc: BaseException) -> BatchError | None:
+        return None
+
+    def close(self, finished: bool) -> None:
+        pass
+
+
+class _ExecutorRunner:
+    """A caller's executor (Dask, Ray, a ProcessPoolExecutor): its workers run each letter under the budget."""
+
+    def __init__(self, executor: Executor, budget: float) -> None:
+        self.executor, self.budget = executor, budget
+
+    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+        try:
+            return self.executor.submit(extract_within, letter, backend, options, self.budget)
+        except Exception as exc:  # shut down or broken: this letter's record says so, the batch goes on
+            future: Future = Future()
+            future.set_exception(exc)
+            return future
+
+    def settle(self, letter: Any, exc: BaseException) -> BatchError | None:
+        return None
+
+    def close(self, finished: bool) -> None:
+        pass  # the caller owns the executor
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def _settle(runner: Any, letter: Any, future: Future, resubmit: Callable[[], Future]) -> Outcome:
+    """The future's outcome; what went wrong around the letter (not in it) becomes its record."""
+    retries = POOL_RETRIES
+    while True:
+        try:
+            return future.result()
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as exc:
+            known = runner.settle(letter, exc)
+            if known is not None:
+                return known
+            if isinstance(exc, BrokenExecutor) and isinstance(runner, _ProcessRunner) and retries > 0:
+                retries -= 1  # the pool broke as a whole: this letter never ran, so it runs again
+                future = resubmit()
+                continue
+            if isinstance(exc, BrokenExecutor):
+                code, what = WORKER_CRASHED, "the worker running it was lost"
+            elif isinstance(exc, CancelledError):
+                code, what = EXECUTOR_ERROR, "the executor cancelled it"
+            else:
+                code, what = EXECUTOR_ERROR, "the executor could not run it"
+            return failure(letter, code, f"{_name(letter)}: {what} ({type(exc).__name__}: {exc})")
 
 
 def extract_many(
@@ -76,121 +314,112 @@ def extract_many(
     jobs: int = DEFAULT_JOBS,
     executor: Executor | None = None,
     ordered: bool = True,
+    timeout: float | None = None,
+    request_timeout: float | None = None,
     **options: Any,
 ) -> Iterator[Outcome]:
     """Yield one outcome per letter, in input order (``ordered=True``) or as completed.
 
-    ``executor`` may be any ``concurrent.futures.Executor`` (Dask: ``client.get_executor()``);
-    without one, a pool suited to the backend is created and shut down here.
+    ``timeout`` is each letter's budget in seconds (default :data:`LETTER_TIMEOUT_S` for the
+    backend); ``request_timeout`` is an LLM backend's per-request timeout (``extract``'s
+    ``timeout``). ``executor`` may be any ``concurrent.futures.Executor`` (Dask:
+    ``client.get_executor()``); without one, a pool suited to the backend is created and shut
+    down here.
     """
     if jobs < 1:
         raise ValueError("jobs must be at least 1")
+    budget = letter_timeout(backend, timeout)
+    if request_timeout is not None:
+        options["timeout"] = request_timeout
     if backend != "rules":
         from .llm.client import configure_gate
 
         configure_gate(options.pop("max_in_flight", jobs))
-    if executor is None and jobs == 1:  # no pool to start for a single worker
-        for letter in letters:
-            yield extract_one(letter, backend, options)
-        return
-    own = executor is None
-    pool = executor or default_executor(backend, jobs)
+    runner: Any
+    if executor is not None:
+        runner = _ExecutorRunner(executor, budget)
+    elif backend == "rules":
+        runner = _ProcessRunner(jobs, budget)
+    else:
+        runner = _ThreadRunner(jobs, budget)
     window = max(1, jobs * WINDOW_PER_JOB)
+    source = iter(letters)
+    pending: deque[tuple[Any, Future]] = deque()
+
+    def submit(letter: Any) -> Future:
+        return runner.submit(letter, backend, options)
+
+    def fill() -> None:
+        while len(pending) < window:
+            try:
+                letter = next(source)
+            except StopIteration:
+                return
+            pending.append((letter, submit(letter)))
+
+    finished = False
     try:
-        source = iter(letters)
-        pending: deque[Future] = deque()
-
-        def fill() -> None:
-            while len(pending) < window:
-                try:
-                    letter = next(source)
-                except StopIteration:
-                    return
-                pending.append(pool.submit(extract_one, letter, backend, options))
-
         fill()
-        if ordered:
-            while pending:
-                outcome = pending.popleft().result()
-                fill()
-                yield outcome
-        else:
-            while pending:
-                done = next(as_completed(list(pending)))
-                pending.remove(done)
-                fill()
-                yield done.result()
+        while pending:
+            if ordered:
+                letter, future = pending.popleft()
+            else:
+                done = next(as_completed([f for _, f in pending]))
+                index = next(i for i, (_, f) in enumerate(pending) if f is done)
+                letter, future = pending[index]
+                del pending[index]
+            outcome = _settle(runner, letter, future, lambda letter=letter: submit(letter))
+            fill()
+            yield outcome
+        finished = True
     finally:
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for _letter, future in pending:  # the caller stopped early: letters not yet started never start
+            future.cancel()
+        runner.close(finished)
 
 
-def expand(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Letter files named by paths, directories (searched recursively) and glob patterns, in order."""
+def is_pattern(text: str) -> bool:
+    """A glob pattern: it has *, ? or [ and no file or directory has that very name (``a[1].txt``)."""
+    return any(ch in text for ch in _GLOB_CHARS) and not os.path.lexists(text)
+
+
+def expand(
+    inputs: Iterable[str | os.PathLike], on_error: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Letter files named by paths, directories (searched recursively) and glob patterns, in order.
+
+    A directory that cannot be read is reported through ``on_error`` (one line), never skipped silently.
+    """
     found: list[Path] = []
     seen: set[Path] = set()
     for raw in inputs:
         text = str(raw)
-        if any(ch in text for ch in "*?["):
-            candidates = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-        elif Path(text).is_dir():
-            candidates = sorted(p for p in Path(text).rglob("*") if p.suffix.lower() in LETTER_SUFFIXES)
+        if is_pattern(text):
+            candidates = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if not os.path.isdir(p)]
+        elif os.path.isdir(text):
+            candidates = _walk(Path(text), on_error)
         else:
             candidates = [Path(text)]
         for path in candidates:
-            if path.is_dir():
-                continue
-            key = path.resolve()
+            try:
+                key = path.resolve()
+            except (OSError, RuntimeError):  # a symlink loop: still the letter the user named
+                key = path.absolute()
             if key not in seen:
                 seen.add(key)
                 found.append(path)
     return found
 
 
-def done_letters(output: Path) -> set[str]:
-    """Letters already in a JSONL output (by source name and sha256), repairing a torn last line."""
-    if not output.is_file():
-        return set()
-    done: set[str] = set()
-    good_bytes = 0
-    with output.open("rb") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                break  # a torn line from a crash: everything after it is dropped
-            if not line.endswith(b"\n"):
-                break
-            good_bytes += len(line)
-            if record.get("ok") is False:
-                continue  # failed letters are retried on resume
-            source = record.get("source") or {}
-            for key in (source.get("name"), source.get("sha256")):
-                if key:
-                    done.add(str(key))
-    if good_bytes != output.stat().st_size:
-        with output.open("r+b") as handle:
-            handle.truncate(good_bytes)
-    return done
+def _walk(root: Path, on_error: Callable[[str], None] | None) -> list[Path]:
+    def report(exc: OSError) -> None:
+        if on_error is not None:
+            on_error(f"cannot read the directory {exc.filename}: {exc.strerror or exc}")
 
-
-class JsonlWriter:
-    """Appends one JSON line per outcome with a single write, flushed to disk as it goes."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-    def write(self, outcome: Outcome) -> None:
-        data = (outcome.model_dump_json() + "\n").encode("utf-8")
-        os.write(self.fd, data)
-
-    def close(self) -> None:
-        os.fsync(self.fd)
-        os.close(self.fd)
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    found = [
+        Path(folder) / name
+        for folder, _dirs, files in os.walk(root, onerror=report)
+        for name in files
+        if Path(name).suffix.lower() in LETTER_SUFFIXES
+    ]
+    return sorted(found)

@@ -1,14 +1,15 @@
 """The ``llm-extract`` command line: extract letters, print the schema.
 
 Bad input never shows a traceback: each failing letter gets one line on stderr naming the
-file and what is wrong, and the exit code says what happened (0 ok, 1 a letter failed,
-2 bad usage, 3 --strict and a result has error flags, 70 an internal error).
+file and what is wrong, and the exit code says what happened: 0 ok; 1 a letter failed (bad,
+timed out, crashed its worker) or the output could not be written during the run (a full disk);
+2 the command cannot run as given (bad usage, an output that is a directory, unwritable, locked
+by another run, or unreadable for resuming); 3 --strict and a result has error flags; 70 a bug.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -16,7 +17,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,9 +33,10 @@ from rich.progress import (
 )
 
 from . import __version__
-from .batch import BatchError, JsonlWriter, done_letters, expand, extract_many
+from .batch import LETTER_TIMEOUT_S, BatchError, expand, extract_many, is_pattern
 from .cache import ResultCache
-from .errors import ExtractionError
+from .errors import ExtractionError, OutputError, OutputUnusableError
+from .outputs import FORMATS, format_for, open_output
 from .pipeline import BACKENDS
 from .review import review_command
 from .schema import Determination, json_schema
@@ -49,11 +50,6 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="IMR determination letters to verified JSON."
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class OutputFormat(str, Enum):
-    json = "json"
-    jsonl = "jsonl"
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -80,20 +76,49 @@ FATAL_CODES = {"llm_config", "llm_auth", "llm_request", "unknown_backend", "loca
 def extract_cmd(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Letters: .pdf/.txt files, directories, or glob patterns.", show_default=False),
+        typer.Argument(
+            help="Letters: .pdf/.txt files, directories, or glob patterns (a name that exists is never a pattern).",
+            show_default=False,
+        ),
     ],
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="json (one object, or an array) or jsonl.")
-    ] = (OutputFormat.json),
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{' or '.join(FORMATS)} (default: from the -o extension; json on standard output).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here instead of stdout (resumable, one run at a time)."),
+    ] = None,
     backend: Annotated[str, typer.Option(help=f"Extraction backend: {', '.join(BACKENDS)}.")] = "rules",
     jobs: Annotated[
         int, typer.Option(min=1, help="Letters in parallel (processes for rules, threads for LLMs).")
     ] = 1,
-    strict: Annotated[bool, typer.Option(help="Exit 3 when any result carries an error flag.")] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds one letter may take before it is given up as 'timeout' (default: "
+            + ", ".join(f"{k} {v:g}" for k, v in LETTER_TIMEOUT_S.items())
+            + ").",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 3 when any result carries an error flag (resumed ones included).")
+    ] = False,
     resume: Annotated[
-        bool, typer.Option("--resume/--restart", help="With -o FILE.jsonl: skip letters already in it.")
+        bool,
+        typer.Option("--resume/--restart", help="With -o: skip letters already in it (same path and sha256)."),
     ] = True,
+    lock_wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for another run writing the same -o (default: refuse at once)."),
+    ] = 0.0,
     progress: Annotated[
         bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")
     ] = None,
@@ -112,7 +137,7 @@ def extract_cmd(
         bool, typer.Option(help="Log rendered prompts at DEBUG (they contain letter text).")
     ] = False,
 ) -> None:
-    """Extract letters into verified Determinations (JSON, or JSONL streamed and resumable).
+    """Extract letters into verified Determinations (JSON, or JSON Lines streamed; resumable with -o).
 
     The API key is read from $OPENAI_API_KEY, never from the command line (it would land in shell history).
     """
@@ -131,61 +156,52 @@ def extract_cmd(
     if log_prompts:
         logging.basicConfig(level=logging.WARNING)
         logging.getLogger("llm_extract").setLevel(logging.DEBUG)
-    files = expand(inputs)
+    fmt_name = format_for(out, fmt)
+    unreadable: list[str] = []
+    files = expand(inputs, on_error=unreadable.append)
+    for problem in unreadable:
+        err.print(f"error: {problem}", markup=False)
     if not files:
-        err.print(f"error: no letters (.pdf, .txt) found in: {' '.join(inputs)}")
+        err.print(f"error: no letters (.pdf, .txt) found in: {' '.join(inputs)}", markup=False)
         raise typer.Exit(EXIT_LETTER_FAILED)
-    streaming = fmt is OutputFormat.jsonl
-    skipped = 0
-    if streaming and out is not None and resume:
-        done = done_letters(out)
-        todo = [p for p in files if str(p) not in done and _sha256_of(p) not in done]
-        skipped, files = len(files) - len(todo), todo
-    elif streaming and out is not None:
-        out.unlink(missing_ok=True)
+    single = len(inputs) == 1 and len(files) == 1 and not is_pattern(inputs[0]) and not os.path.isdir(inputs[0])
     tally = Tally()
-    show = progress if progress is not None else err.is_terminal
-    outcomes = extract_many(files, backend=backend, jobs=jobs, **options)
-    results: list[dict] = []
-    writer = JsonlWriter(out) if streaming and out is not None else None
-    try:
-        with _progress(show, len(files)) as bar:
-            task = bar.add_task("extracting", total=len(files)) if bar else None
-            for outcome in outcomes:
-                tally.add(outcome)
-                if isinstance(outcome, BatchError):
-                    err.print(f"error: {outcome.message}", markup=False)
-                    if outcome.error in FATAL_CODES:
-                        raise typer.Exit(EXIT_LETTER_FAILED)
-                if writer is not None:
-                    writer.write(outcome)
-                elif streaming:
-                    sys.stdout.write(outcome.model_dump_json() + "\n")
-                elif isinstance(outcome, Determination):
-                    results.append(outcome.model_dump(mode="json"))
-                if bar is not None and task is not None:
-                    bar.advance(task)
-    finally:
-        if writer is not None:
-            writer.close()
-    if not streaming and results:
-        single = len(inputs) == 1 and len(files) == 1 and not any(ch in inputs[0] for ch in "*?[")
-        body = results[0] if single and not Path(inputs[0]).is_dir() else results
-        _write(json.dumps(body, ensure_ascii=False, indent=2) + "\n", out)
-    if len(files) + skipped > 1:
-        err.print(tally.summary(skipped), markup=False)
-    if tally.failed:
+    with open_output(out, fmt_name, resume=resume, single=single, lock_wait=lock_wait) as sink:
+        for note in sink.notes:
+            err.print(f"warning: {note}", markup=False)
+        noted = len(sink.notes)
+        todo: list[Path] = []
+        for path in files:
+            prior = sink.done(path)
+            if prior is None:
+                todo.append(path)
+            else:
+                tally.skip(prior.flagged)
+        show = progress if progress is not None else err.is_terminal
+        outcomes = extract_many(todo, backend=backend, jobs=jobs, timeout=timeout, **options)
+        try:
+            with _progress(show, len(todo)) as bar:
+                task = bar.add_task("extracting", total=len(todo)) if bar else None
+                for outcome in outcomes:
+                    recorded = sink.write(outcome)
+                    tally.add(recorded)
+                    if isinstance(recorded, BatchError):
+                        err.print(f"error: {recorded.message}", markup=False)
+                        if recorded.error in FATAL_CODES:
+                            raise typer.Exit(EXIT_LETTER_FAILED)
+                    if bar is not None and task is not None:
+                        bar.advance(task)
+        finally:
+            outcomes.close()
+    for note in sink.notes[noted:]:
+        err.print(f"warning: {note}", markup=False)
+    if len(files) > 1:
+        err.print(tally.summary(), markup=False)
+    if tally.failed or unreadable:
         raise typer.Exit(EXIT_LETTER_FAILED)
-    if strict and tally.flagged:
-        err.print(f"{tally.flagged} result(s) carry error flags")
+    if strict and (tally.flagged or tally.skipped_flagged):
+        err.print(f"{tally.flagged + tally.skipped_flagged} result(s) carry error flags", markup=False)
         raise typer.Exit(EXIT_FLAGGED)
-
-
-def _sha256_of(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 class Tally:
@@ -193,8 +209,14 @@ class Tally:
 
     def __init__(self) -> None:
         self.ok = self.flagged = self.failed = self.tokens = 0
+        self.skipped = self.skipped_flagged = 0
         self.cost = 0.0
         self.started = time.monotonic()
+
+    def skip(self, flagged: bool) -> None:
+        """A letter already done in the output (its result is not extracted again)."""
+        self.skipped += 1
+        self.skipped_flagged += flagged
 
     def add(self, outcome: Determination | BatchError) -> None:
         if isinstance(outcome, BatchError):
@@ -209,13 +231,13 @@ class Tally:
             self.tokens += usage.prompt_tokens + usage.completion_tokens
             self.cost += usage.estimated_cost_usd or 0.0
 
-    def summary(self, skipped: int) -> str:
+    def summary(self) -> str:
         seconds = time.monotonic() - self.started
         done = self.ok + self.flagged + self.failed
         rate = done / seconds if seconds > 0 else 0.0
         parts = [f"{done} letters: {self.ok} ok, {self.flagged} flagged, {self.failed} failed"]
-        if skipped:
-            parts.append(f"{skipped} already done")
+        if self.skipped:
+            parts.append(f"{self.skipped} already done ({self.skipped_flagged} flagged)")
         parts.append(f"{self.tokens} tokens, ${self.cost:.4f}")
         parts.append(f"{seconds:.1f} s ({rate:.1f} letters/s)")
         return " · ".join(parts)
@@ -317,28 +339,59 @@ def main() -> None:
     if not os.environ.get("LLM_EXTRACT_DEBUG"):
         # instructor logs each failed attempt at ERROR; the CLI reports the outcome in one line instead.
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    code = _run()
+    try:  # flushed here, not at interpreter exit, so a closed pipe or a full disk is one line too
+        sys.stdout.flush()
+    except OSError as exc:
+        _silence_stdout()
+        err.print(f"error: cannot write to standard output: {exc.strerror or exc}", markup=False)
+        code = code or EXIT_LETTER_FAILED
+    sys.exit(code)
+
+
+def _run() -> int:
     try:
         code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Abort:
         err.print("aborted")
-        sys.exit(130)
+        return 130
     except ExtractionError as exc:
         err.print(f"error: {exc}", markup=False)
-        sys.exit(EXIT_LETTER_FAILED)
+        return EXIT_LETTER_FAILED
+    except OutputUnusableError as exc:  # before any letter was extracted: the command must change
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except OutputError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_LETTER_FAILED
+    except OSError as exc:  # the environment (a pipe closed, a disk full, a permission), not a bug
+        if isinstance(exc, BrokenPipeError):
+            _silence_stdout()
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror or exc}", markup=False)
+        return EXIT_LETTER_FAILED
     except Exception as exc:  # usage errors (click's, possibly vendored by typer) and anything unexpected
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         if os.environ.get("LLM_EXTRACT_DEBUG"):
             raise
         err.print(
             f"internal error: {type(exc).__name__}: {exc} (set LLM_EXTRACT_DEBUG=1 for a traceback)",
             markup=False,
         )
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

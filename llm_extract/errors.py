@@ -94,3 +94,25 @@ class LLMUnavailableError(LLMError):
     """The endpoint kept failing transiently (429/5xx/timeouts) past the retry limit."""
 
     code = "llm_unavailable"
+
+
+class OutputError(Exception):
+    """A batch's output cannot be used or written. Not an ExtractionError: no letter is at fault.
+
+    The message is one line naming the file and the cause, as the CLI prints it.
+    """
+
+
+class OutputUnusableError(OutputError):
+    """The output cannot be opened: a directory, no permission, a read-only place, unreadable records.
+
+    Raised before any letter is extracted, so the command line treats it as bad usage (exit 2).
+    """
+
+
+class OutputLockedError(OutputUnusableError):
+    """Another run holds the output's lock: two runs must never interleave records in one file."""
+
+
+class OutputWriteError(OutputError):
+    """Writing failed during the run (a full disk, an I/O error); records already written are whole."""

@@ -1,0 +1,49 @@
+"""A test-only extractor that misbehaves on letters whose file name asks it to.
+
+``install()`` replaces ``llm_extract.pipeline.extract``; worker processes forked afterwards inherit
+it (the rules backend's pool forks its workers when a batch starts). A letter named
+``*-sigkill.txt`` kills its worker, ``*-abort.txt`` aborts it (SIGABRT, as pdfium does on some
+PDF bombs), ``*-segfault.txt`` dereferences NULL, ``*-exit.txt`` calls ``os._exit(3)``,
+``*-hang.txt`` never returns; any other letter is extracted for real.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import llm_extract.pipeline as pipeline
+
+_real_extract = pipeline.extract
+#: Kinds of misbehaviour, by the file-name suffix that triggers them.
+KINDS = ("sigkill", "abort", "segfault", "exit", "hang")
+
+
+def misbehave(kind: str) -> None:
+    if kind == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "segfault":
+        ctypes.string_at(0)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "hang":
+        while True:
+            time.sleep(1)
+
+
+def extract(letter: Any, **kwargs: Any) -> Any:
+    stem = Path(str(letter)).stem if isinstance(letter, (str, os.PathLike)) else ""
+    kind = stem.rsplit("-", 1)[-1]
+    if kind in KINDS:
+        misbehave(kind)
+    return _real_extract(letter, **kwargs)
+
+
+def install() -> None:
+    pipeline.extract = extract
