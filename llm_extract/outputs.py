@@ -225,12 +225,18 @@ class Output(ABC):
 
     # -- the life cycle ----------------------------------------------------------------------
 
+    def latest(self, name: str) -> Prior | None:
+        """What the newest record for the letter named ``name`` says, if there is one."""
+        entry = self._last.get(name)
+        return entry[1] if entry is not None else None
+
     def done(self, letter: str | os.PathLike) -> Prior | None:
-        """The record that makes ``letter`` done (same path and same sha256, a result), if any."""
-        entry = self._last.get(str(letter))
-        if entry is None or not entry[1].extracted or not entry[1].sha256:
+        """The record that makes ``letter`` done, if any: the newest record for its path is a result
+        (not a failure) for a file with the same sha256. The file is hashed only when that is in question."""
+        prior = self.latest(str(letter))
+        if prior is None or not prior.extracted or not prior.sha256:
             return None
-        return entry[1] if file_sha256(Path(letter)) == entry[1].sha256 else None
+        return prior if file_sha256(Path(letter)) == prior.sha256 else None
 
     def write(self, outcome: Outcome) -> Outcome:
         """Write one outcome; returns what was recorded (a failure record if it could not be serialized)."""
@@ -309,7 +315,7 @@ class Output(ABC):
         from filelock import FileLock, Timeout
 
         lock_path = self._sibling("lock")
-        self._lock = FileLock(str(lock_path), timeout=wait)
+        self._lock = FileLock(str(lock_path), timeout=wait, thread_local=False)  # closed from any thread
         try:
             self._lock.acquire()
         except Timeout:

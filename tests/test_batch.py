@@ -1,20 +1,36 @@
-"""Batch extraction: order, isolation of bad letters, streaming, executors, resume, rate limits."""
+"""Batch extraction: order, isolation of bad letters, time budgets, crashed workers, streaming,
+executors, resume, rate limits."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import PDFS, SEEDS
+import misbehaving
+import pytest
+from conftest import PDFS, ROOT, SEEDS
 from fake_openai import FakeOpenAI, Step
 from test_llm import letter_answer
 
+import llm_extract.pipeline as pipeline
 from llm_extract import Determination, extract
-from llm_extract.batch import WINDOW_PER_JOB, BatchError, done_letters, expand, extract_many
+from llm_extract.batch import (
+    LETTER_TIMEOUT_S,
+    WINDOW_PER_JOB,
+    BatchError,
+    expand,
+    extract_many,
+    extract_one,
+    letter_timeout,
+)
 
 LETTERS = [*PDFS[:6], *SEEDS[:2]]
 
@@ -87,7 +103,6 @@ def test_cli_writes_incrementally_and_resumes_after_a_torn_line(tmp_path: Path) 
     lines = out.read_text().splitlines()
     assert len(lines) == len(LETTERS)
     assert sorted(json.loads(line)["source"]["name"] for line in lines) == sorted(map(str, LETTERS))
-    assert done_letters(out) >= {str(p) for p in LETTERS}
 
 
 def test_threads_share_a_backoff_after_429_and_respect_the_in_flight_cap(tmp_path: Path) -> None:
@@ -122,3 +137,157 @@ def test_threads_share_a_backoff_after_429_and_respect_the_in_flight_cap(tmp_pat
     # requests already on the wire when the 429 came back aside, nobody asked again within the Retry-After
     assert not [t for t, _ in times[1:] if t429 + 0.3 < t < t429 + 0.9], times
     assert len(times) == 7  # six letters and the one refused request
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Letters whose worker dies (SIGKILL, SIGABRT, SIGSEGV, os._exit) or hangs, with the test extractor
+    installed so that the batch's forked workers inherit it."""
+    monkeypatch.setattr(pipeline, "extract", misbehaving.extract)
+    letters = []
+    for kind in misbehaving.KINDS:
+        letter = tmp_path / f"letter-{kind}.txt"
+        shutil.copy(SEEDS[0], letter)  # a good letter: only its name makes the extractor misbehave
+        letters.append(letter)
+    return letters
+
+
+EXPECTED = {"sigkill": "SIGKILL", "abort": "SIGABRT", "segfault": "SIGSEGV", "exit": "exit status 3"}
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_crashed_and_hung_workers_fail_only_their_own_letters(hostile: list[Path], ordered: bool) -> None:
+    good = [*PDFS[:8], *SEEDS]
+    inputs = [good[0], *hostile[:3], *good[1:6], *hostile[3:], *good[6:]]
+    started = time.monotonic()
+    outcomes = list(extract_many(inputs, jobs=2, timeout=3, ordered=ordered))
+    elapsed = time.monotonic() - started
+    assert sorted(names(outcomes)) == sorted(map(str, inputs))  # every letter exactly once
+    if ordered:
+        assert names(outcomes) == [str(p) for p in inputs]
+    by_name = dict(zip(names(outcomes), outcomes))
+    for path in good:
+        assert by_name[str(path)] == extract(path)
+    for path in hostile:
+        failed = by_name[str(path)]
+        kind = path.stem.rsplit("-", 1)[-1]
+        assert isinstance(failed, BatchError) and failed.sha256 == sha256(path), failed
+        if kind == "hang":
+            assert failed.error == "timeout" and "3 s" in failed.message
+        else:
+            assert failed.error == "worker_crashed" and EXPECTED[kind] in failed.message, failed
+    assert elapsed < 60  # the hung letter was stopped at its budget, not waited for
+
+
+def test_a_crash_with_one_job_is_isolated_too(hostile: list[Path]) -> None:
+    outcomes = list(extract_many([hostile[0], SEEDS[0], hostile[1]], jobs=1, timeout=5))
+    assert [type(o).__name__ for o in outcomes] == ["BatchError", "Determination", "BatchError"]
+
+
+def test_the_cli_writes_every_other_record_and_exits_1(tmp_path: Path) -> None:
+    letters = tmp_path / "letters"
+    letters.mkdir()
+    for pdf in PDFS[:12]:
+        shutil.copy(pdf, letters)
+    for kind in misbehaving.KINDS:
+        shutil.copy(SEEDS[0], letters / f"z-{kind}.txt")
+    out = tmp_path / "results.jsonl"
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import misbehaving; misbehaving.install()\n"
+        "from llm_extract.cli import main; main()"
+    )
+    args = ["extract", str(letters), "--jobs", "2", "--timeout", "3", "-o", str(out)]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 12 + len(misbehaving.KINDS)
+    failed = {r["letter"]: r["error"] for r in records if r.get("ok") is False}
+    assert failed == {
+        str(letters / f"z-{k}.txt"): ("timeout" if k == "hang" else "worker_crashed") for k in misbehaving.KINDS
+    }
+    assert sorted(r["source"]["name"] for r in records if "source" in r) == sorted(
+        str(letters / p.name) for p in PDFS[:12]
+    )
+    assert f"{12 + len(misbehaving.KINDS)} letters: 12 ok, 0 flagged, 5 failed" in proc.stderr
+
+
+def test_llm_threads_give_up_a_letter_over_budget_and_discard_its_late_result(tmp_path: Path) -> None:
+    marker = "SLOW-LETTER-7f3a"
+
+    def respond(request: dict) -> Step:
+        return Step(answer=letter_answer(), delay=15.0 if marker in json.dumps(request) else 0.0)
+
+    base = SEEDS[0].read_text()
+    texts = [base, base + "\n", base + "\n" + marker + "\n", base + "\n\n"]
+    with FakeOpenAI(respond) as server:
+        started = time.monotonic()
+        outcomes = list(
+            extract_many(texts, backend="openai", jobs=2, timeout=4, request_timeout=30, model="m",
+                         base_url=server.base_url, api_key="k", mode="json", strategy="whole-letter",
+                         cache=False)
+        )
+        elapsed = time.monotonic() - started
+    kinds = [o.error if isinstance(o, BatchError) else "ok" for o in outcomes]
+    assert kinds == ["ok", "ok", "timeout", "ok"], outcomes
+    assert outcomes[2].sha256 == hashlib.sha256(texts[2].encode()).hexdigest()
+    assert "4 s" in outcomes[2].message
+    assert elapsed < 15.0  # nobody waited for the slow answer
+
+
+def test_a_callers_executor_keeps_its_letters_to_the_budget(hostile: list[Path]) -> None:
+    hang = next(p for p in hostile if p.stem.endswith("hang"))
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(extract_many([SEEDS[0], hang, SEEDS[1]], executor=pool, timeout=1))
+    assert [o.error if isinstance(o, BatchError) else "ok" for o in outcomes] == ["ok", "timeout", "ok"]
+
+
+def test_budget_defaults_and_validation() -> None:
+    assert letter_timeout("rules") == LETTER_TIMEOUT_S["rules"]
+    assert letter_timeout("local") > letter_timeout("openai") > letter_timeout("rules")
+    assert letter_timeout("rules", 2) == 2.0
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            letter_timeout("rules", bad)
+
+
+def test_environment_errors_become_records_not_crashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    letter = tmp_path / "letter.txt"
+    letter.write_text(SEEDS[0].read_text())
+
+    def denied(path, **_):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pipeline, "extract", denied)
+    failed = extract_one(letter)
+    assert isinstance(failed, BatchError) and failed.error == "io_error"
+    assert failed.sha256 == sha256(letter) and "Permission denied" in failed.message
+
+
+def test_a_file_named_like_a_glob_is_that_file(tmp_path: Path) -> None:
+    literal = tmp_path / "a[1].txt"
+    shutil.copy(SEEDS[0], literal)
+    shutil.copy(SEEDS[1], tmp_path / "a1.txt")  # what "a[1].txt" would match as a pattern
+    assert expand([str(literal)]) == [literal]
+    assert expand([str(tmp_path / "a[12].txt")]) == [tmp_path / "a1.txt"]  # no such file: a pattern
+
+
+def test_an_unreadable_directory_is_reported_not_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ok").mkdir()
+    shutil.copy(SEEDS[0], tmp_path / "ok" / "a.txt")
+    (tmp_path / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems: list[str] = []
+    assert expand([str(tmp_path)], on_error=problems.append) == [tmp_path / "ok" / "a.txt"]
+    assert problems == [f"cannot read the directory {tmp_path / 'locked'}: Permission denied"]

@@ -31,7 +31,8 @@ def test_extract_jsonl_to_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["items"] for line in lines)
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    left = [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+    assert left == [".results.jsonl.lock"]  # no temp file or journal left; the lock file stays, empty
 
 
 def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path: Path) -> None:
