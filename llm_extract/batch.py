@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import math
+import multiprocessing
 import os
 import signal
 import stat
@@ -338,8 +339,10 @@ def extract_many(
     runner: Any
     if executor is not None:
         runner = _ExecutorRunner(executor, budget)
-    elif backend == "rules":
+    elif backend == "rules" and not multiprocessing.current_process().daemon:
         runner = _ProcessRunner(jobs, budget)
+    elif backend == "rules":  # inside a daemonic worker, which may not start processes: one letter at a time
+        runner = _ThreadRunner(1, budget)
     else:
         runner = _ThreadRunner(jobs, budget)
     window = max(1, jobs * WINDOW_PER_JOB)

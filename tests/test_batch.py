@@ -291,3 +291,14 @@ def test_an_unreadable_directory_is_reported_not_skipped(tmp_path: Path, monkeyp
     problems: list[str] = []
     assert expand([str(tmp_path)], on_error=problems.append) == [tmp_path / "ok" / "a.txt"]
     assert problems == [f"cannot read the directory {tmp_path / 'locked'}: Permission denied"]
+
+
+def _extract_in_daemon(letters: list[str]) -> list[str]:
+    return [type(o).__name__ for o in extract_many(letters, jobs=2, timeout=60)]
+
+
+def test_inside_a_daemonic_worker_letters_run_in_threads_instead() -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers may not start processes
+        assert pool.apply(_extract_in_daemon, ([str(SEEDS[0]), str(SEEDS[1])],)) == ["Determination"] * 2
