@@ -178,7 +178,7 @@ class Output(ABC):
     def __init__(
         self, path: Path | None, *, resume: bool = True, single: bool = False, lock_wait: float = 0.0
     ) -> None:
-        self.path = Path(os.path.realpath(path)) if path is not None else None
+        self.path = _target(path)
         self.shown = str(path) if path is not None else "<stdout>"
         self.single = single
         self._notes: list[str] = []
@@ -188,8 +188,6 @@ class Output(ABC):
         self._superseded = 0
         self._lock: Any = None
         self._closed = False
-        if self.path is not None and self.path.is_dir():
-            raise OutputUnusableError(f"{self.shown} is a directory; the output must be a file")
         self.streaming = self.path is None or (self.path.exists() and not self.path.is_file())
         if self.streaming:
             self._open_stream()
@@ -674,6 +672,18 @@ class JsonOutput(RebuiltOutput):
 
     def _stream_end(self, count: int) -> None:
         _stream_write(self._target, b"\n]\n" if count else b"[]\n", self.shown)
+
+
+def _target(path: Path | None) -> Path | None:
+    """The file to write: a symlink's target (so replacing the file keeps the link), but a device
+    or FIFO as named (``/dev/stdout`` resolves to a name that cannot be opened)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise OutputUnusableError(f"{path} is a directory; the output must be a file")
+    if path.exists() and not path.is_file():
+        return path
+    return Path(os.path.realpath(path))
 
 
 def _pretty(record: dict) -> bytes:

@@ -10,6 +10,7 @@ PDF bombs), ``*-segfault.txt`` dereferences NULL, ``*-exit.txt`` calls ``os._exi
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import signal
 import time
@@ -24,6 +25,7 @@ KINDS = ("sigkill", "abort", "segfault", "exit", "hang")
 
 
 def misbehave(kind: str) -> None:
+    faulthandler.disable()  # pytest's, inherited by the fork: a crash here is meant, not worth a stack dump
     if kind == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "abort":

@@ -4,13 +4,17 @@ letter at the end; damaged lines kept and reported; a lock between runs; crash-s
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from conftest import SEEDS
@@ -18,7 +22,7 @@ from filelock import FileLock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_extract import extract
+from llm_extract import cli, extract
 from llm_extract.batch import BatchError
 from llm_extract.errors import OutputLockedError, OutputUnusableError, OutputWriteError
 from llm_extract.outputs import FORMATS, JsonlOutput, JsonOutput, format_for, open_output
@@ -27,10 +31,15 @@ BASE = extract(SEEDS[0])
 FLAGGED = extract(SEEDS[1].read_text().replace(": Overturned", ": Upheld"))  # decision contradicts rationale
 
 
-def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "llm_extract", "extract", *args], capture_output=True, text=True, timeout=timeout
-    )
+def run(*args: str) -> SimpleNamespace:
+    """``llm-extract extract ARGS`` in this process (the same code as the command, without its start-up
+    time); ``tests/test_cli.py`` runs the command itself."""
+    stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    with mock.patch.object(sys, "argv", ["llm-extract", "extract", *args]), redirect_stdout(stdout), \
+            redirect_stderr(stderr):
+        code = cli._run()
+    stdout.flush()
+    return SimpleNamespace(returncode=code, stdout=stdout.buffer.getvalue().decode(), stderr=stderr.getvalue())
 
 
 def records(path: Path) -> list[dict]:
