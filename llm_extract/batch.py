@@ -170,11 +170,14 @@ def extract_within(letter: Any, backend: str, options: dict[str, Any], budget: f
     worker.join(budget)
     if box:
         return box[0]
+    return timed_out(letter, budget, "its late result will be discarded")
+
+
+def timed_out(letter: Any, budget: float, after: str) -> BatchError:
+    """A letter's ``timeout`` record; ``after`` says what became of the work."""
     return failure(
-        letter,
-        TIMEOUT,
-        f"{_name(letter)}: no result within {budget:g} s, the per-letter time budget (timeout=, --timeout); "
-        "its late result will be discarded",
+        letter, TIMEOUT, f"{_name(letter)}: no result within {budget:g} s, the per-letter time budget "
+        f"(--timeout, timeout=); {after}"
     )
 
 
@@ -201,12 +204,7 @@ class _ProcessRunner:
         from pebble import ProcessExpired
 
         if isinstance(exc, (TimeoutError, FutureTimeout)):
-            return failure(
-                letter,
-                TIMEOUT,
-                f"{_name(letter)}: no result within {self.budget:g} s, the per-letter time budget "
-                "(--timeout / timeout=); its worker was stopped and replaced",
-            )
+            return timed_out(letter, self.budget, "its worker was stopped and replaced")
         if isinstance(exc, ProcessExpired):
             return failure(
                 letter,

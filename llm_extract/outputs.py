@@ -39,7 +39,7 @@ from types import SimpleNamespace
 from typing import Any, BinaryIO, ClassVar
 
 from .batch import INTERNAL, BatchError, Outcome, file_sha256
-from .errors import OutputLockedError, OutputUnusableError, OutputWriteError
+from .errors import OutputError, OutputLockedError, OutputUnusableError, OutputWriteError
 from .schema import Determination, Flag
 
 #: A record longer than this is not one of ours (a Determination is tens of kB): kept, never parsed.
@@ -263,8 +263,12 @@ class Output(ABC):
     def __enter__(self) -> Output:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(OutputError, OSError):  # the error in flight is the one to report
+            self.close()
 
     # -- shared machinery --------------------------------------------------------------------
 
@@ -480,8 +484,13 @@ class JsonlOutput(Output):
 class RebuiltOutput(Output):
     """A format rebuilt at close from the records it held and the run's journal (JSON, CSV, Parquet).
 
-    Subclasses say how to read their records back and how to write a whole file of them.
+    A new format sets ``format`` and ``suffixes``, implements :meth:`read_records` and
+    :meth:`write_records` (records are the dicts of ``Outcome.model_dump(mode="json")``), and is
+    passed to :func:`register`. Locking, resume, the journal and atomic replacement are done here.
+    Only a format that sets ``streamable`` (and the ``_stream_*`` methods) can go to standard output.
     """
+
+    streamable: ClassVar[bool] = False
 
     @abstractmethod
     def read_records(self, handle: BinaryIO, size: int) -> Iterator[dict]:
@@ -552,6 +561,8 @@ class RebuiltOutput(Output):
             seq += 1
 
     def _open_stream(self) -> None:
+        if not self.streamable:
+            raise OutputUnusableError(f"{self.format} cannot be streamed to {self.shown}; write it to a file")
         self._target = _open_stream_target(self.path, self.shown)
         self._streamed = 0
         self._held: Outcome | None = None
@@ -594,6 +605,7 @@ class JsonOutput(RebuiltOutput):
 
     format = "json"
     suffixes = (".json",)
+    streamable = True
 
     def read_records(self, handle: BinaryIO, size: int) -> Iterator[dict]:
         if self._in_layout(handle):
