@@ -1,6 +1,7 @@
-"""The flow behind :func:`extract`: ingest -> parse (rules | LLM) -> verify -> cache.
+"""The flow behind :func:`extract`: ingest -> parse (rules | LLM) -> enrich -> verify -> cache.
 
-Backends register here by name. Whatever a backend returns is verified against the letter
+Backends register here by name. Whatever a backend returns is enriched (DWC request category, drug,
+diagnoses: :mod:`llm_extract.classify`) and verified against the letter
 before it is returned or cached, so no backend can hand a caller an ungrounded quote, and the
 cache only ever holds verified results without error flags.
 """
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from . import layout, rules
 from .cache import cache_key, open_cache
+from .classify import enrich
 from .errors import UnknownBackendError
 from .ingest import Letter, LetterInput, load
 from .layout import Parsed
@@ -82,7 +84,7 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
         if hit is not None:
             return hit
     parsed = layout.parse(loaded.text)
-    result = verify(chosen.run(loaded, parsed, **options), loaded)
+    result = verify(enrich(chosen.run(loaded, parsed, **options), loaded), loaded)
     if store is not None and key is not None:
         store.put(key, result)
     return result

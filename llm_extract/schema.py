@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .taxonomy import categories, is_valid, subcategories
+
 SCHEMA_VERSION = "1.0"
 #: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
 MAX_AGE = 130
@@ -24,6 +26,9 @@ GuidelineSource = Literal["MTUS", "ODG", "ACOEM", "other"]
 MatchTier = Literal["exact", "normalized", "fuzzy", "none"]
 Severity = Literal["error", "warning", "info"]
 Sex = Literal["male", "female"]
+#: The DWC request taxonomy (``data/dwc_request_categories.tsv``), so the JSON Schema lists the values.
+Category = Literal[categories()]  # type: ignore[valid-type]
+Subcategory = Literal[subcategories()]  # type: ignore[valid-type]
 
 
 class FlagCode(str, Enum):
@@ -62,6 +67,8 @@ class FlagCode(str, Enum):
     AGE_OUT_OF_RANGE = "age_out_of_range"
     AGE_INCONSISTENT = "age_inconsistent"
     SEX_INCONSISTENT = "sex_inconsistent"
+    CATEGORY_UNKNOWN = "category_unknown"
+    DRUG_UNKNOWN = "drug_unknown"
 
 
 class Stated:
@@ -122,6 +129,33 @@ class Citation(Grounding):
     pages: list[str] = Field(default_factory=list)
 
 
+class Ingredient(_Strict):
+    """One active ingredient of a combination product or a compounded cream."""
+
+    name: str = Field(description="Generic name, lower case.")
+    strength: str | None = Field(default=None, description='As written, e.g. "20%".')
+    as_written: str
+
+
+class Drug(_Strict):
+    """What a pharmaceutical item asks for, read from its name."""
+
+    name: str | None = Field(
+        description='Generic name, lower case; a combination\'s ingredients joined by "/" in alphabetical '
+        'order ("acetaminophen/hydrocodone" for Norco); null when the name could not be resolved.'
+    )
+    as_written: str = Field(description='The drug name as the letter writes it ("Norco").')
+    strength: str | None = Field(default=None, description='As written, e.g. "10/325mg", "5%".')
+    form: str | None = Field(default=None, description="tablet, capsule, cream, gel, patch, ...")
+    quantity: int | None = Field(default=None, ge=0, description='Units dispensed: "#60", "QTY: 90", "x 60".')
+    amount: str | None = Field(default=None, description='Package size as written, e.g. "240g", "500ml".')
+    refills: int | None = Field(default=None, ge=0)
+    supply_days: int | None = Field(default=None, ge=0, description="Days of supply, where stated.")
+    ingredients: list[Ingredient] = Field(
+        default_factory=list, description="Active ingredients of a combination or compounded product."
+    )
+
+
 class Item(_Strict):
     """One disputed item/service and its decision."""
 
@@ -147,6 +181,19 @@ class Item(_Strict):
         default_factory=list,
         description="Verbatim sentences of the rationale that support the decision, the conclusion first.",
     )
+    category: Category | None = Field(
+        default=None, description="DWC request category (the DWC's own taxonomy); null when nothing fits."
+    )
+    subcategory: Subcategory | None = Field(
+        default=None, description="DWC request subcategory; for Pharmaceuticals the drug class."
+    )
+    drug: Drug | None = Field(default=None, description="For pharmaceutical items: the drug requested.")
+
+    @model_validator(mode="after")
+    def _in_taxonomy(self) -> Item:
+        if not is_valid(self.category, self.subcategory):
+            raise ValueError(f"({self.category!r}, {self.subcategory!r}) is not a DWC category/subcategory pair")
+        return self
 
 
 class Flag(_Strict):
@@ -176,6 +223,15 @@ class Reviewer(_Strict):
 class Patient(_Strict):
     age: Annotated[int | None, STATED] = Field(default=None, ge=0, le=MAX_AGE)
     sex: Annotated[Sex | None, STATED] = None
+
+
+class Diagnosis(_Strict):
+    """A diagnosis the case summary states; where it is written is ``evidence["diagnoses.<i>"]``."""
+
+    name: str = Field(description="The phrase as written, whitespace collapsed.")
+    body_regions: list[str] = Field(
+        default_factory=list, description='Body regions it names, normalised ("right knee", "lumbar spine").'
+    )
 
 
 class Usage(_Strict):
@@ -222,6 +278,7 @@ class Determination(_Strict):
             "text it was read from, with offsets, page and match tier."
         ),
     )
+    diagnoses: list[Diagnosis] = Field(default_factory=list, description="Diagnoses the case summary states.")
     flags: list[Flag] = Field(default_factory=list)
     source: SourceInfo
 

@@ -26,3 +26,22 @@ def load_taxonomy() -> tuple[tuple[str, str], ...]:
         if (category, subcategory) != _HEADER:
             pairs.append((category, subcategory))
     return tuple(pairs)
+
+
+def categories() -> tuple[str, ...]:
+    """The categories, each once, in file order (the schema's ``Literal`` of categories)."""
+    return tuple(dict.fromkeys(c for c, _ in load_taxonomy()))
+
+
+def subcategories() -> tuple[str, ...]:
+    """The subcategory names, each once, in file order (some names occur under two categories)."""
+    return tuple(dict.fromkeys(s for _, s in load_taxonomy()))
+
+
+def is_valid(category: str | None, subcategory: str | None) -> bool:
+    """True for a published pair, a category alone, or nothing at all."""
+    if category is None:
+        return subcategory is None
+    if subcategory is None:
+        return category in categories()
+    return (category, subcategory) in load_taxonomy()

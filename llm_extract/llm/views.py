@@ -94,9 +94,11 @@ _NESTED = {
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
 _BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
-ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"}, retype=_NESTED, bound=_BOUNDS)
+#: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
+ENRICHED_FIELDS = {"category", "subcategory", "drug"}
+ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"} | ENRICHED_FIELDS, retype=_NESTED, bound=_BOUNDS)
 #: Per-item strategy: the layout parser names the item; the model fills the rest.
-_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"}
+_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"} | ENRICHED_FIELDS
 ItemFill = view(Item, "ItemFill", drop=_PER_ITEM_DROP, retype=_NESTED, bound=_BOUNDS, top=True)
 #: Per-item-brief strategy: the parser also supplies the citations (its deterministic citation
 #: grammar); the model fills only decision, summary and quotes. A third of ItemFill's output tokens,
