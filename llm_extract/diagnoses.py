@@ -44,7 +44,8 @@ QUALIFIER = re.compile(
     re.IGNORECASE,
 )
 _LATERALITY = re.compile(r"\b(right|left|bilateral|both)\b(?:\s+and\s+(right|left)\b)?", re.IGNORECASE)
-_LEAD = re.compile(r"^(?:and|or|of|the|a|an|as|include[sd]?|including|is|are)\s+", re.IGNORECASE)
+_LEAD = re.compile(r"(?:and|or|of|the|a|an|as|include[sd]?|including|is|are)\s+", re.IGNORECASE)
+_FILLER = re.compile(r"\b(?:and|or|of|the|right|left|bilateral|both|sided?)\b|[^\w]+", re.IGNORECASE)
 _LATERAL_WORDS = ("right", "left", "bilateral", "both")
 
 
@@ -63,9 +64,10 @@ def _split(raw: str) -> list[tuple[int, int]]:
     pieces: list[list[int]] = []
     for m in re.finditer(rf"[^{separator}]+", raw):
         s, e = m.span()
-        piece = raw[s:e].strip()
-        if pieces and QUALIFIER.match(_LEAD.sub("", piece) if piece.lower().startswith("and ") else piece):
-            pieces[-1][1] = e  # an ICD-10 qualifier continues the previous diagnosis
+        piece = " ".join(raw[s:e].replace("\ufffe", "-").split())
+        piece = _LEAD.sub("", piece, count=1) if piece.lower().startswith("and ") else piece
+        if pieces and (QUALIFIER.match(piece) or _only_regions(piece)):
+            pieces[-1][1] = e  # an ICD-10 qualifier or a region list continues the previous diagnosis
         else:
             pieces.append([s, e])
     if separator == "," and pieces:  # "X, Y and Z": the last piece may hold two
@@ -75,7 +77,14 @@ def _split(raw: str) -> list[tuple[int, int]]:
         if conj:
             m = conj[-1]
             left, right = inner[: m.start()].split(), inner[m.end() :].split()
-            if len(left) >= 2 and len(right) >= 2 and left[-1].lower() not in _LATERAL_WORDS:
+            tail = " ".join(right)
+            if (
+                len(left) >= 2
+                and len(right) >= 2
+                and left[-1].lower() not in _LATERAL_WORDS
+                and not left[-1].endswith(",")
+                and not QUALIFIER.match(tail)
+            ):
                 pieces[-1:] = [[last[0], last[0] + m.start()], [last[0] + m.end(), last[1]]]
     spans = []
     for s, e in pieces:
@@ -85,11 +94,24 @@ def _split(raw: str) -> list[tuple[int, int]]:
         while lead:
             s = lead.end()
             lead = _LEAD.match(raw, s, e)
-        while e > s and (raw[e - 1].isspace() or raw[e - 1] in ".\"'\u201d"):
+        while e > s and (raw[e - 1].isspace() or raw[e - 1] in ".,;:\"'\u201d"):
             e -= 1
         if MIN_DIAGNOSIS_CHARS <= e - s <= MAX_DIAGNOSIS_CHARS:
             spans.append((s, e))
     return spans
+
+
+def _only_regions(piece: str) -> bool:
+    """True for a fragment that only names body regions ("scalp and neck", "shoulder")."""
+    from .classify import body_regions
+
+    found = body_regions(piece)
+    if not found:
+        return False
+    rest = piece
+    for _, _, start, end in reversed(found):
+        rest = rest[:start] + " " + rest[end:]
+    return not _FILLER.sub("", rest).strip()
 
 
 def regions_of(phrase: str) -> list[str]:
