@@ -116,3 +116,15 @@ class OutputLockedError(OutputUnusableError):
 
 class OutputWriteError(OutputError):
     """Writing failed during the run (a full disk, an I/O error); records already written are whole."""
+
+
+class MissingExtraError(ExtractionError):
+    """An optional dependency a feature needs is not installed (pyarrow for Parquet, pandas)."""
+
+    code = "missing_extra"
+
+
+class ResultsFileError(ExtractionError):
+    """A results file (JSONL, JSON, CSV, Parquet) cannot be read as extraction results."""
+
+    code = "results_file"
