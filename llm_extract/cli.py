@@ -328,6 +328,40 @@ def serve_cmd(
         server.stop()
 
 
+@app.command("stats")
+def stats_cmd(
+    results: Annotated[
+        Path, typer.Argument(help="A results file: .jsonl, .json, .csv or .parquet.", show_default=False)
+    ],
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            help="Break down by this field (repeat for several): category, subcategory, drug_class, "
+            "guideline_source, reviewer_specialty, decision_year, or any table column.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report with charts here.")
+    ] = None,
+    min_items: Annotated[int, typer.Option(min=1, help="Leave out groups with fewer items.")] = 1,
+) -> None:
+    """Letters, items and overturn rates (Wilson 95% intervals), overall and by group."""
+    from .stats import DEFAULT_BY, known_fields, render_html, render_text, summarize
+    from .tables import read_results
+
+    rows = read_results(results)
+    try:
+        summary = summarize(rows, by or DEFAULT_BY, min_items)
+    except KeyError as exc:
+        err.print(f"error: unknown --by field {exc.args[0]!r}; choose from: {', '.join(known_fields())}")
+        raise typer.Exit(EXIT_USAGE) from None
+    if html is not None:
+        _write(render_html(summary, source=results.name), html)
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n" if as_json else render_text(summary))
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the version."""
