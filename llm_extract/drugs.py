@@ -74,6 +74,8 @@ _FORMS: dict[str, str] = {
 TOPICAL_FORMS = frozenset(
     {"cream", "gel", "ointment", "lotion", "patch", "foam", "balm", "liniment", "roll-on", "spray"}
 )
+#: Forms a percentage strength does not make topical.
+SYSTEMIC_FORMS = frozenset({"tablet", "capsule", "suspension", "syrup", "liquid", "injection", "inhaler", "vial", "pen"})
 #: Salt and release words that follow a generic name and are not part of it.
 SALTS = frozenset(
     [
@@ -443,7 +445,9 @@ def read(text: str, mentions: list[Mention]) -> DrugReading:
     compounded = bool(COMPOUND_WORDS.search(text)) or (
         not kind and len(written) > 2 and (percent or reading.form in TOPICAL_FORMS)
     )
-    form_for_class = reading.form or ("cream" if percent and doses and "%" in text[doses[0][0] : doses[0][1]] else None)
+    form_for_class = reading.form
+    if percent and "%" in text[doses[0][0] : doses[0][1]] and form_for_class not in SYSTEMIC_FORMS:
+        form_for_class = "cream"  # a percentage is a topical concentration ("Pennsaid 2% solution")
     reading.name = "/".join(sorted(set(ingredients))) if ingredients else None
     reading.subcategory = drug_class(ingredients, form_for_class, kind, compounded)
     return reading
