@@ -446,3 +446,92 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         return to_rows(records)
     except (TypeError, AttributeError, KeyError) as exc:
         raise ResultsFileError(f"{path}: not extraction results ({exc})") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Incremental, resumable table outputs (CSV, Parquet)
+# --------------------------------------------------------------------------------------------------
+
+
+class TableOutput:
+    """A CSV or Parquet results file written letter by letter, resumable like JSON Lines.
+
+    Neither format can be appended to safely (CSV's header, Parquet's footer), so each letter's rows
+    go to a journal (a sibling ``.NAME.journal.jsonl``, one JSON line per letter, flushed as written)
+    and the file is rebuilt at :meth:`close` from the rows it held and the journal, written to a
+    temporary file and ``os.replace``-d: a crash at any moment leaves the old file whole and the
+    journal, which the next run folds in. Resume: :meth:`done` is true for a letter whose path and
+    sha256 match a successful letter already held; a letter written again replaces its old rows.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = True) -> None:
+        self.path = Path(path)
+        self.format = self.path.suffix.lower().lstrip(".")
+        if self.format not in ("csv", "parquet"):
+            raise ResultsFileError(f"{self.path}: a table output is .csv or .parquet")
+        if self.format == "parquet":
+            _pyarrow()  # fail before any letter is extracted, with the install hint
+        if self.path.is_dir():
+            raise ResultsFileError(f"{self.path} is a directory")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = self.path.with_name(f".{self.path.name}.journal.jsonl")
+        self.held: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+        if resume and self.path.exists():
+            rows = read_csv(self.path) if self.format == "csv" else read_parquet(self.path)
+            for group in rows_by_letter(rows):
+                self.held[(group[0]["file"], group[0]["sha256"])] = group
+        if resume and self.journal.exists():
+            for line in self.journal.read_bytes().splitlines():
+                try:
+                    group = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line from a run that died
+                self._hold(group)
+        self._journal = self.journal.open("ab" if resume else "wb")
+        self.written = 0
+
+    def _hold(self, group: list[dict[str, Any]]) -> None:
+        if not group:
+            return
+        name = group[0]["file"]
+        for key in [k for k in self.held if k[0] == name]:
+            del self.held[key]  # one entry per letter path: the newest
+        self.held[(name, group[0]["sha256"])] = group
+
+    def done(self, file: str, sha256: str) -> bool:
+        """True when ``file`` with this ``sha256`` is already held and did not fail."""
+        group = self.held.get((file, sha256))
+        return bool(group) and not group[0].get("error")
+
+    def write(self, result: Any) -> None:
+        """Journal one letter's rows (a Determination, a failed letter's record, or their dicts)."""
+        group = letter_rows(result)
+        self._journal.write(json.dumps(group, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
+        self._journal.flush()
+        self._hold(group)
+        self.written += 1
+
+    def close(self) -> None:
+        """Rebuild the file from every letter held (one entry per letter), then drop the journal."""
+        import os
+        import tempfile
+
+        self._journal.close()
+        rows = [row for group in self.held.values() for row in group]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                (write_csv if self.format == "csv" else write_parquet)(rows, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.journal.unlink(missing_ok=True)
+
+    def __enter__(self) -> TableOutput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -200,3 +200,71 @@ def test_stats_command(tmp_path, jsonl) -> None:
     bad.write_text("garbage\n{}\n", encoding="utf-8")
     out = runner.invoke(app, ["stats", str(bad)])
     assert out.exit_code != 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_output_is_incremental_and_resumable(tmp_path, results, suffix) -> None:
+    from llm_extract.tables import TableOutput
+
+    path = tmp_path / f"out{suffix}"
+    good, failed = results[:2], results[-1]
+    with TableOutput(path) as out:
+        for r in [*good, failed]:
+            out.write(r)
+    first = read_results(path)
+    assert first == to_rows([*good, failed])
+    assert not any(p.name.endswith(".journal.jsonl") for p in tmp_path.iterdir())
+
+    # resume: done letters are known by path and sha256; a failed letter is not done
+    out = TableOutput(path)
+    assert out.done(good[0].source.name, good[0].source.sha256)
+    assert not out.done(good[0].source.name, "0" * 64)
+    assert not out.done(failed.letter, None)
+    # a run that dies after journaling one more letter: nothing is lost, the next run folds it in
+    out.write(results[2])
+    out._journal.close()
+    assert read_results(path) == first  # the file itself is untouched until close
+    out = TableOutput(path)
+    out.write(results[3])
+    out.close()
+    assert read_results(path) == to_rows([*good, failed, results[2], results[3]])
+
+    # the failed letter retried: its record is replaced, one entry per letter
+    fixed = results[0].model_copy(update={"source": results[0].source.model_copy(update={"name": failed.letter})})
+    with TableOutput(path) as out:
+        out.write(fixed)
+    files = [r["file"] for r in read_results(path)]
+    assert files.count(failed.letter) == len(fixed.items) and not any(r["error"] for r in read_results(path))
+
+    # --restart: a fresh file
+    with TableOutput(path, resume=False) as out:
+        out.write(good[1])
+    assert read_results(path) == to_rows([good[1]])
+
+
+def test_table_output_refuses_a_directory_and_other_suffixes(tmp_path) -> None:
+    from llm_extract.tables import TableOutput
+
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(ResultsFileError):
+        TableOutput(tmp_path / "d.csv")
+    with pytest.raises(ResultsFileError):
+        TableOutput(tmp_path / "x.xlsx")
+
+
+def test_parquet_without_pyarrow_says_how_to_install(monkeypatch, tmp_path) -> None:
+    import builtins
+
+    from llm_extract.errors import MissingExtraError
+    from llm_extract.tables import TableOutput
+
+    real = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(MissingExtraError, match=r"pip install 'llm_extract\[parquet\]'"):
+        TableOutput(tmp_path / "x.parquet")
