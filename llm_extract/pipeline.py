@@ -8,6 +8,7 @@ cache only ever holds verified results without error flags.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any, Protocol
 
 from . import layout, rules
@@ -44,14 +45,36 @@ class RulesBackend:
         return {}
 
 
-def _backends() -> dict[str, Backend]:
-    from .llm.backend import LLMBackend
-    from .llm.local import LocalBackend
+class _Registry(dict):
+    """Backends by name, each built on first use: listing the names (CLI help, ``in``) imports
+    nothing, so commands that never extract with a model (``stats``, ``schema``) never load the
+    openai/instructor stack."""
 
-    return {"rules": RulesBackend(), "openai": LLMBackend(), "local": LocalBackend()}
+    def __init__(self, factories: dict[str, str]) -> None:
+        super().__init__({name: None for name in factories})
+        self._factories = factories
+
+    def __getitem__(self, name: str) -> Backend:
+        backend = super().__getitem__(name)
+        if backend is None:
+            module, _, cls = self._factories[name].partition(":")
+            backend = getattr(import_module(module, __package__), cls)()
+            super().__setitem__(name, backend)
+        return backend
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default  # noqa: SIM401 (dict.get would skip the build)
+
+    def values(self) -> list[Backend]:  # type: ignore[override]
+        return [self[name] for name in self]
+
+    def items(self) -> list[tuple[str, Backend]]:  # type: ignore[override]
+        return [(name, self[name]) for name in self]
 
 
-BACKENDS: dict[str, Backend] = _backends()
+BACKENDS: dict[str, Backend] = _Registry(
+    {"rules": ".pipeline:RulesBackend", "openai": ".llm.backend:LLMBackend", "local": ".llm.local:LocalBackend"}
+)
 
 
 def get_backend(name: str) -> Backend:
