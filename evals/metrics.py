@@ -455,6 +455,47 @@ def _citation_offset(
     return pred_item.heading.start if pred_item.heading else None
 
 
+def drug_key(name: str | None) -> frozenset[str]:
+    """A drug's ingredients as a set: "hydrocodone/acetaminophen" is "acetaminophen/hydrocodone"."""
+    return frozenset(part.strip().lower() for part in (name or "").split("/") if part.strip())
+
+
+def _score_request(
+    counts: dict[str, tuple[float, ...]], mm: list, letter: str, g: Any, p: Item | None, text: str, where: int | None
+) -> None:
+    """Category, subcategory and drug name of one gold item that carries those labels.
+
+    Over matched items only (an unmatched gold item is already counted by the item metrics);
+    subcategory counts as right only with the right category (names repeat across categories);
+    drug names compare as sets of ingredients, so the order of a combination's names is free.
+    """
+    gold_category = getattr(g, "category", None)
+    if p is None or gold_category is None:
+        return
+    pairs = (
+        ("category", gold_category, p.category, p.category == gold_category),
+        (
+            "subcategory",
+            getattr(g, "subcategory", None),
+            p.subcategory,
+            (p.category, p.subcategory) == (gold_category, getattr(g, "subcategory", None)),
+        ),
+    )
+    for metric, gv, pv, right in pairs:
+        if gv is None:
+            continue
+        _add(counts, metric, [int(right), 1])
+        if not right:
+            mm.append(_mismatch(letter, metric, metric, g.item, gv, pv, text, where))
+    gold_drug = getattr(g, "drug", None)
+    if gold_drug:
+        predicted = p.drug.name if p.drug is not None else None
+        right = drug_key(predicted) == drug_key(gold_drug)
+        _add(counts, "drug", [int(right), 1])
+        if not right:
+            mm.append(_mismatch(letter, "drug", "drug.name", g.item, gold_drug, predicted, text, where))
+
+
 def _citation_repr(citations: Sequence[GoldCitation] | Sequence[Citation], part: str) -> list[str]:
     values = citation_values(citations, part)
     return sorted({v for v in values if v})
@@ -503,6 +544,7 @@ def score_letter(result: LetterResult) -> LetterScore:
         _add(counts, "decisions.matched", [int(correct), int(p is not None)])
         if p is not None and not correct:
             mm.append(_mismatch(name, "decision", "decision", g.item, g.decision, p.decision, text, where))
+        _score_request(counts, mm, name, g, p, text, where)
         for fname in PARTIAL_FIELDS:
             gv = getattr(g, fname)
             pv = getattr(p, fname) if p is not None else None
@@ -673,6 +715,9 @@ def metric_specs() -> list[MetricSpec]:
         MetricSpec("item_headings", "accuracy", "Matched headings verbatim (collapsed)"),
         MetricSpec("decisions", "accuracy", "Decision accuracy (end to end)"),
         MetricSpec("decisions.matched", "accuracy", "Decision accuracy (matched items)"),
+        MetricSpec("category", "accuracy", "DWC request category (matched items)"),
+        MetricSpec("subcategory", "accuracy", "DWC subcategory / drug class (matched items)"),
+        MetricSpec("drug", "accuracy", "Drug generic name (matched pharmaceutical items)"),
         MetricSpec("original_request", "accuracy", "Original request (partial items)"),
         MetricSpec("authorized", "accuracy", "Authorized (partial items)"),
     ]

@@ -125,6 +125,9 @@ THRESHOLDS = {
     "min_reviewer_accuracy": Threshold("min_reviewer_accuracy", "reviewer", ">=", vacuous_pass=True),
     "min_patient_accuracy": Threshold("min_patient_accuracy", "patient", ">=", vacuous_pass=True),
     "max_missing_evidence": Threshold("max_missing_evidence", "evidence_missing", "<="),
+    "min_category_accuracy": Threshold("min_category_accuracy", "category", ">=", vacuous_pass=True),
+    "min_subcategory_accuracy": Threshold("min_subcategory_accuracy", "subcategory", ">=", vacuous_pass=True),
+    "min_drug_accuracy": Threshold("min_drug_accuracy", "drug", ">=", vacuous_pass=True),
 }
 
 
@@ -729,6 +732,15 @@ def run(
         int | None,
         typer.Option(min=0, help="Gate: stated values without evidence in the letter, at most this."),
     ] = DEFAULT_MAX_MISSING_EVIDENCE,
+    min_category_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: DWC request category accuracy (matched items).")
+    ] = None,
+    min_subcategory_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: DWC subcategory / drug class accuracy (matched items).")
+    ] = None,
+    min_drug_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: drug generic-name accuracy (matched pharmaceutical items).")
+    ] = None,
     fail_on_regression: Annotated[
         bool, typer.Option(help="With --baseline: any regressed metric fails the run.")
     ] = False,
@@ -779,6 +791,9 @@ def run(
         "min_reviewer_accuracy": min_reviewer_accuracy,
         "min_patient_accuracy": min_patient_accuracy,
         "max_missing_evidence": max_missing_evidence,
+        "min_category_accuracy": min_category_accuracy,
+        "min_subcategory_accuracy": min_subcategory_accuracy,
+        "min_drug_accuracy": min_drug_accuracy,
     }
     report_options = {
         "extract": options,

@@ -123,7 +123,7 @@ _WORD_NUMBERS = {
 }
 _COUNT = r"\d{1,5}|" + "|".join(_WORD_NUMBERS)
 QUANTITY = re.compile(
-    r"#\s*(\d{1,5})(?!\s*(?:\d|/))|\b(?:qty|quantity)\s*[:=#]?\s*(\d{1,5})\b"
+    r"#\s*(\d{1,5})(?!\s*(?:\d|/|(?:g|gm|gms|grams?|ml|cc|oz)\b))|\b(?:qty|quantity)\s*[:=#]?\s*(\d{1,5})\b"
     r"|(?<![\w/])x\s*(\d{1,5})\b(?!\s*(?:a\s+)?(?:weeks?|days?|months?|per|times|visits?|sessions?|/))"
     r"|\b(\d{1,5})\s+(?:tablets|tabs|capsules|caps|patches|pills|count)\b",
     re.IGNORECASE,

@@ -392,3 +392,31 @@ def test_locate_and_context_tolerate_line_breaks_and_hyphen_marks() -> None:
     assert len(snippet) <= 170
     assert locate(text, "not there") is None
     assert context("", 3) == ""
+
+
+def test_request_category_subcategory_and_drug_scoring() -> None:
+    """Matched gold items with request labels: category, subcategory (with its category) and the
+    drug's generic name as a set of ingredients (order free)."""
+    from types import SimpleNamespace
+
+    from evals.metrics import _score_request, drug_key
+    from llm_extract.schema import Drug, Item
+
+    assert drug_key("hydrocodone/acetaminophen") == drug_key("acetaminophen/hydrocodone")
+    assert drug_key("tramadol") != drug_key("glucosamine/tramadol")
+    gold = SimpleNamespace(item="Norco 10/325 #60", category="Pharmaceuticals", subcategory="Opioids",
+                           drug="hydrocodone/acetaminophen")
+    right = Item(item="Norco 10/325 #60", decision="upheld", category="Pharmaceuticals", subcategory="Opioids",
+                 drug=Drug(name="acetaminophen/hydrocodone", as_written="Norco"))
+    counts: dict = {}
+    mm: list = []
+    _score_request(counts, mm, "x", gold, right, "", None)
+    assert counts == {"category": (1, 1), "subcategory": (1, 1), "drug": (1, 1)} and not mm
+    wrong = right.model_copy(update={"subcategory": "Muscle Relaxant", "drug": Drug(name="cyclobenzaprine", as_written="x")})
+    _score_request(counts, mm, "x", gold, wrong, "", None)
+    assert counts == {"category": (2, 2), "subcategory": (1, 2), "drug": (1, 2)}
+    assert {m["kind"] for m in mm} == {"subcategory", "drug"}
+    unlabelled = SimpleNamespace(item="x", category=None, subcategory=None, drug=None)
+    _score_request(counts, mm, "x", unlabelled, right, "", None)  # gold labelled before issue 15
+    _score_request(counts, mm, "x", gold, None, "", None)  # an unmatched gold item
+    assert counts == {"category": (2, 2), "subcategory": (1, 2), "drug": (1, 2)}
