@@ -69,6 +69,10 @@ DEFAULT_MAX_MISSING_EVIDENCE = 0
 #: The text source every gold letter has: the letter file itself (a PDF read by pdfium, a .txt as
 #: written). Other sources are the directories of ``<letters>/variants/`` (evals/make_text_variants.py).
 PRIMARY_SOURCE = "pdfium"
+#: The request classifier on matched gold items (issue 15's targets).
+DEFAULT_MIN_CATEGORY_ACCURACY = 0.95
+DEFAULT_MIN_SUBCATEGORY_ACCURACY = 0.9
+DEFAULT_MIN_DRUG_ACCURACY = 0.9
 #: Parallel extractions; the rules backend is CPU-bound, so more than the cores buys nothing.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 #: A metric moved against the baseline only if it changed by more than this.
@@ -734,13 +738,13 @@ def run(
     ] = DEFAULT_MAX_MISSING_EVIDENCE,
     min_category_accuracy: Annotated[
         float | None, typer.Option(help="Gate: DWC request category accuracy (matched items).")
-    ] = None,
+    ] = DEFAULT_MIN_CATEGORY_ACCURACY,
     min_subcategory_accuracy: Annotated[
         float | None, typer.Option(help="Gate: DWC subcategory / drug class accuracy (matched items).")
-    ] = None,
+    ] = DEFAULT_MIN_SUBCATEGORY_ACCURACY,
     min_drug_accuracy: Annotated[
         float | None, typer.Option(help="Gate: drug generic-name accuracy (matched pharmaceutical items).")
-    ] = None,
+    ] = DEFAULT_MIN_DRUG_ACCURACY,
     fail_on_regression: Annotated[
         bool, typer.Option(help="With --baseline: any regressed metric fails the run.")
     ] = False,
