@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import MissingExtraError, ResultsFileError
+from .schema import Case
 
 ColumnType = Literal["str", "int", "bool", "date", "list"]
 
@@ -35,14 +36,8 @@ ColumnType = Literal["str", "int", "bool", "date", "list"]
 LIST_SEPARATOR = " | "
 SIDES = {"claims_administrator": "claims_administrator_guideline", "maximus": "maximus_guideline"}
 SOURCES = ("MTUS", "ODG", "ACOEM", "other")
-CASE_FIELDS = (
-    "case_number",
-    "date_assigned",
-    "date_of_injury",
-    "decision_date",
-    "ur_denial_date",
-    "application_received",
-)
+#: The header's fields as the schema orders them (priority gets its own column after the dates).
+CASE_FIELDS = tuple(name for name in Case.model_fields if name != "priority")
 DRUG_FIELDS: tuple[tuple[str, ColumnType], ...] = (
     ("name", "str"),
     ("as_written", "str"),

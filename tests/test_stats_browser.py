@@ -15,25 +15,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import PDFS, ROOT
+from conftest import CHROMIUM, PDFS, ROOT, playwright_or_skip
 from typer.testing import CliRunner
 
 from llm_extract.cli import app
 from llm_extract.stats import PLOT_WIDTH
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRED = bool(os.environ.get("LLM_EXTRACT_REQUIRE_BROWSER"))
-if REQUIRED:
-    import playwright.sync_api as playwright_sync
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)"
-else:
-    playwright_sync = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
-
+playwright_sync = playwright_or_skip()
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 runner = CliRunner()
 
