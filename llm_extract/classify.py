@@ -137,8 +137,9 @@ def classify_text(text: str) -> Classification:
     for hit in hits:
         families.setdefault(hit.rule.family, []).append(hit)
     hits = _surgical_consults(text, hits, families)
-    mentions = drugs.find(text)
     best = max(hits, key=lambda h: (h.priority, -h.start), default=None)
+    drug_matters = best is None or best.priority < DRUG_PRIORITY or best.rule.family in ("injection", "visco")
+    mentions = drugs.find(text) if drug_matters else []
     if mentions and (best is None or best.priority < DRUG_PRIORITY):
         return _pharmaceutical(text, mentions)
     if best is None:

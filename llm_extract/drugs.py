@@ -226,6 +226,7 @@ def lexicon() -> Lexicon:
     return Lexicon(brands, generics, tuple(suffixes), tuple(prefixes), precedence)
 
 
+@lru_cache(maxsize=8192)
 def stem_class(name: str) -> str | None:
     """The class a generic name's USAN/INN stem implies (``-prazole`` -> Proton Pump Inhibitors)."""
     lex = lexicon()
@@ -305,7 +306,9 @@ def _strip_salts(name: str) -> str:
     return " ".join(words)
 
 
-def _lookup(words: list[str]) -> Product | None:
+@lru_cache(maxsize=16384)
+def _lookup(words: tuple[str, ...]) -> Product | None:
+    """What the words name, if anything (cached: item names repeat a small vocabulary)."""
     key = " ".join(words)
     lex = lexicon()
     if key in lex.brands:
@@ -341,7 +344,7 @@ def find(text: str) -> list[Mention]:
         for n in range(min(MAX_NAME_WORDS, len(tokens) - i), 0, -1):
             if tokens[i][2][0].isdigit():
                 break
-            product = _lookup([t[2] for t in tokens[i : i + n]])
+            product = _lookup(tuple(t[2] for t in tokens[i : i + n]))
             if product is not None:
                 found = (n, product)
                 break
@@ -354,7 +357,7 @@ def find(text: str) -> list[Mention]:
         if "-" in word:
             offset = 0
             for part in word.split("-"):
-                product = _lookup([part]) if part and not part[0].isdigit() else None
+                product = _lookup((part,)) if part and not part[0].isdigit() else None
                 if product is not None:
                     mentions.append(Mention(start + offset, start + offset + len(part), product))
                 offset += len(part) + 1

@@ -195,8 +195,14 @@ def test_the_dictionary_resolves_brands_no_curated_list_names(monkeypatch, tmp_p
 
 def test_the_curated_supplement_works_without_the_dictionary(monkeypatch) -> None:
     monkeypatch.setattr(drugs_module, "dictionary", lambda: {})
-    assert classify_text("Norco 10/325 #60").subcategory == "Opioids"
-    assert classify_text("Terocin patch").subcategory == "Topical Analgesics"
+    drugs_module._lookup.cache_clear()
+    try:
+        assert classify_text("Norco 10/325 #60").subcategory == "Opioids"
+        assert classify_text("Terocin patch").subcategory == "Topical Analgesics"
+        unknown = classify_text("Zanaflex 4mg")  # only the dictionary knows Zanaflex: flagged, not guessed
+        assert unknown.category == "Pharmaceuticals" and unknown.drug is None and unknown.drug_problem
+    finally:
+        drugs_module._lookup.cache_clear()
 
 
 def test_the_dictionary_index_is_cached_per_package_version(monkeypatch, tmp_path) -> None:
