@@ -16,11 +16,13 @@ from .errors import (
     LLMError,
     LLMRequestError,
     LLMUnavailableError,
+    MissingExtraError,
     NotAnIMRLetterError,
     OutputError,
     OutputLockedError,
     OutputUnusableError,
     OutputWriteError,
+    ResultsFileError,
     UnknownBackendError,
     UnreadablePDFError,
 )
@@ -30,9 +32,12 @@ from .schema import (
     Case,
     Citation,
     Determination,
+    Diagnosis,
+    Drug,
     Flag,
     FlagCode,
     Grounding,
+    Ingredient,
     Item,
     Patient,
     Quote,
@@ -40,6 +45,7 @@ from .schema import (
     SourceInfo,
     json_schema,
 )
+from .tables import TableOutput, read_results, to_dataframe, to_rows
 from .verify import Verifier, verify
 
 __all__ = [
@@ -49,9 +55,12 @@ __all__ = [
     "Case",
     "Citation",
     "Determination",
+    "Diagnosis",
+    "Drug",
     "Flag",
     "FlagCode",
     "Grounding",
+    "Ingredient",
     "Item",
     "Patient",
     "Quote",
@@ -83,4 +92,10 @@ __all__ = [
     "UnknownBackendError",
     "UnreadablePDFError",
     "load",
+    "MissingExtraError",
+    "ResultsFileError",
+    "TableOutput",
+    "read_results",
+    "to_dataframe",
+    "to_rows",
 ]
