@@ -30,7 +30,7 @@ TRIGGER = re.compile(
     rf"(?:(?:is|are|was|were|include[sd]?|including|that{_W}includes?|of){_W}(?:documented{_W}|noted{_W}|listed{_W})?"
     rf"(?:as{_W}|to{_W}include{_W})?|(?:were|was){_W}noted{_W}to{_W}include{_W}?)(?::{_W}?)?"
     rf"|\bdiagnosed{_W}(?:as{_W}having|with|as){_W}"
-    rf"|\b(?:being|was|is){_W}treated{_W}for{_W}(?:the{_W}diagnos(?:is|es){_W}of{_W})?",
+    rf"|\b(?:being|been|was|is){_W}treated{_W}for{_W}(?:the{_W}diagnos(?:is|es){_W}of{_W})?",
     re.IGNORECASE,
 )
 #: The end of the statement: a full stop before a capital/digit/quote, a blank line, or a label.
