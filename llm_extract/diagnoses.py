@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .ingest import Letter
-from .layout import CASE_SUMMARY
+from .fields import CASE_SUMMARY
 from .schema import Determination, Diagnosis, Grounding
 
 #: Where the summary ends when no item heading bounds it (a letter whose items were not found).
