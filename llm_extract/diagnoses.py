@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from .ingest import Letter
 from .fields import CASE_SUMMARY
+from .ingest import Letter
 from .schema import Determination, Diagnosis, Grounding
 
 #: Where the summary ends when no item heading bounds it (a letter whose items were not found).

@@ -132,25 +132,31 @@ class Citation(Grounding):
 class Ingredient(_Strict):
     """One active ingredient of a combination product or a compounded cream."""
 
-    name: str = Field(description="Generic name, lower case.")
-    strength: str | None = Field(default=None, description='As written, e.g. "20%".')
+    name: Annotated[str, STATED] = Field(description="Generic name, lower case.")
+    strength: Annotated[str | None, STATED] = Field(default=None, description='As written, e.g. "20%".')
     as_written: str
 
 
 class Drug(_Strict):
     """What a pharmaceutical item asks for, read from its name."""
 
-    name: str | None = Field(
+    name: Annotated[str | None, STATED] = Field(
         description='Generic name, lower case; a combination\'s ingredients joined by "/" in alphabetical '
         'order ("acetaminophen/hydrocodone" for Norco); null when the name could not be resolved.'
     )
-    as_written: str = Field(description='The drug name as the letter writes it ("Norco").')
-    strength: str | None = Field(default=None, description='As written, e.g. "10/325mg", "5%".')
-    form: str | None = Field(default=None, description="tablet, capsule, cream, gel, patch, ...")
-    quantity: int | None = Field(default=None, ge=0, description='Units dispensed: "#60", "QTY: 90", "x 60".')
-    amount: str | None = Field(default=None, description='Package size as written, e.g. "240g", "500ml".')
-    refills: int | None = Field(default=None, ge=0)
-    supply_days: int | None = Field(default=None, ge=0, description="Days of supply, where stated.")
+    as_written: Annotated[str, STATED] = Field(description='The drug name as the letter writes it ("Norco").')
+    strength: Annotated[str | None, STATED] = Field(default=None, description='As written, e.g. "10/325mg", "5%".')
+    form: Annotated[str | None, STATED] = Field(
+        default=None, description="tablet, capsule, cream, gel, patch, ... (stated, or implied by the product)"
+    )
+    quantity: Annotated[int | None, STATED] = Field(
+        default=None, ge=0, description='Units dispensed: "#60", "QTY: 90", "x 60".'
+    )
+    amount: Annotated[str | None, STATED] = Field(
+        default=None, description='Package size as written, e.g. "240g", "500ml".'
+    )
+    refills: Annotated[int | None, STATED] = Field(default=None, ge=0)
+    supply_days: Annotated[int | None, STATED] = Field(default=None, ge=0, description="Days of supply, where stated.")
     ingredients: list[Ingredient] = Field(
         default_factory=list, description="Active ingredients of a combination or compounded product."
     )
@@ -181,10 +187,10 @@ class Item(_Strict):
         default_factory=list,
         description="Verbatim sentences of the rationale that support the decision, the conclusion first.",
     )
-    category: Category | None = Field(
+    category: Annotated[Category | None, STATED] = Field(
         default=None, description="DWC request category (the DWC's own taxonomy); null when nothing fits."
     )
-    subcategory: Subcategory | None = Field(
+    subcategory: Annotated[Subcategory | None, STATED] = Field(
         default=None, description="DWC request subcategory; for Pharmaceuticals the drug class."
     )
     drug: Drug | None = Field(default=None, description="For pharmaceutical items: the drug requested.")
@@ -278,7 +284,9 @@ class Determination(_Strict):
             "text it was read from, with offsets, page and match tier."
         ),
     )
-    diagnoses: list[Diagnosis] = Field(default_factory=list, description="Diagnoses the case summary states.")
+    diagnoses: Annotated[list[Diagnosis], STATED] = Field(
+        default_factory=list, description="Diagnoses the case summary states."
+    )
     flags: list[Flag] = Field(default_factory=list)
     source: SourceInfo
 

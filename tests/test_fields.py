@@ -245,7 +245,11 @@ def test_every_value_of_every_gold_letter_has_its_evidence(source: str) -> None:
             value = values[key]
             if isinstance(value, dt.date):
                 assert parse_date(DATE_VALUE.search(evidence.text)) == value
-            elif key.startswith(("case.", "reviewer.", "items.")) and not key.endswith(".decision"):
+            elif (
+                key.startswith(("case.", "reviewer.", "items."))
+                and not key.endswith((".decision", ".category", ".subcategory"))
+                and ".drug." not in key  # derived from the words (Norco -> acetaminophen/hydrocodone)
+            ):
                 assert re.sub(r"[\s\-\ufffe]", "", evidence.text) == re.sub(r"[\s\-\ufffe]", "", str(value))
         assert result.case.model_dump(mode="json") == g.case.model_dump(), (source, g.letter)
 
