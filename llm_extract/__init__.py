@@ -45,7 +45,7 @@ from .schema import (
     SourceInfo,
     json_schema,
 )
-from .tables import TableOutput, read_results, to_dataframe, to_rows
+from .tables import read_results, to_dataframe, to_rows
 from .verify import Verifier, verify
 
 __all__ = [
@@ -94,7 +94,6 @@ __all__ = [
     "load",
     "MissingExtraError",
     "ResultsFileError",
-    "TableOutput",
     "read_results",
     "to_dataframe",
     "to_rows",

@@ -741,8 +741,98 @@ def register(cls: type[Output]) -> type[Output]:
     return cls
 
 
+class TableOutput(RebuiltOutput):
+    """One row per item (``llm_extract.tables``): CSV or Parquet, rebuilt at close like JSON.
+
+    Read back, a file's rows are grouped into one record per letter that carries its rows as they
+    are (``ROWS``), its identity and, for a flagged letter, an error flag named by one of its codes,
+    so resume and ``--strict`` see the same letters as in JSON Lines.
+    """
+
+    ROWS: ClassVar[str] = "__rows__"
+
+    @abstractmethod
+    def read_rows(self, handle: BinaryIO) -> list[dict]:
+        """The rows of an existing file of this format."""
+
+    @abstractmethod
+    def write_rows(self, rows: Iterable[dict], handle: BinaryIO) -> None:
+        """A whole file of ``rows`` in this format."""
+
+    def read_records(self, handle: BinaryIO, size: int) -> Iterator[dict]:
+        from .errors import ResultsFileError
+        from .tables import rows_by_letter
+
+        try:
+            rows = self.read_rows(handle)
+        except ResultsFileError as exc:
+            raise OutputUnusableError(f"{exc}; use --restart to replace it, or another output") from None
+        for group in rows_by_letter(rows):
+            first = group[0]
+            if first.get("error"):
+                yield {"ok": False, "letter": first["file"], "sha256": first["sha256"], self.ROWS: group}
+                continue
+            codes = [c for row in group for c in (row.get("letter_flags") or []) + (row.get("flags") or [])]
+            flags = [] if first.get("ok") or not codes else [
+                {"code": codes[0], "severity": "error", "message": "error-flagged (read back from the table)"}
+            ]
+            source = {"name": first["file"], "sha256": first["sha256"]}
+            yield {"source": source, "flags": flags, self.ROWS: group}
+
+    def write_records(self, records: Iterable[dict], count: int, handle: BinaryIO) -> None:
+        from .tables import letter_rows
+
+        self.write_rows((row for r in records for row in (r[self.ROWS] if self.ROWS in r else letter_rows(r))), handle)
+
+
+class CsvOutput(TableOutput):
+    """CSV, one row per item, one line per row (``llm_extract.tables.COLUMNS``)."""
+
+    format = "csv"
+    suffixes = (".csv",)
+
+    def read_rows(self, handle: BinaryIO) -> list[dict]:
+        from .tables import read_csv
+
+        return read_csv(handle)
+
+    def write_rows(self, rows: Iterable[dict], handle: BinaryIO) -> None:
+        from .tables import write_csv
+
+        write_csv(rows, handle)
+
+
+class ParquetOutput(TableOutput):
+    """Parquet through pyarrow (an optional extra: ``pip install 'llm_extract[parquet]'``)."""
+
+    format = "parquet"
+    suffixes = (".parquet",)
+
+    def _open(self, resume: bool) -> None:
+        from .errors import MissingExtraError
+        from .tables import arrow_schema
+
+        try:
+            arrow_schema()  # before any letter is extracted: say what to install, in one line
+        except MissingExtraError as exc:
+            raise OutputUnusableError(str(exc)) from None
+        super()._open(resume)
+
+    def read_rows(self, handle: BinaryIO) -> list[dict]:
+        from .tables import read_parquet
+
+        return read_parquet(handle)
+
+    def write_rows(self, rows: Iterable[dict], handle: BinaryIO) -> None:
+        from .tables import write_parquet
+
+        write_parquet(rows, handle)
+
+
 register(JsonlOutput)
 register(JsonOutput)
+register(CsvOutput)
+register(ParquetOutput)
 
 #: Standard output's format when --format is not given.
 STDOUT_FORMAT = "json"

@@ -11,9 +11,10 @@ item), ``..._titles`` and ``..._pages``. List values are Python lists in rows an
 ``LIST``), and joined with :data:`LIST_SEPARATOR` in CSV.
 
 Readers and writers for the formats live here too, so the ``stats`` command and the batch outputs
-share one definition: :func:`read_results` reads any results file (JSONL, JSON, CSV, Parquet) back
-as rows; :func:`write_csv` / :func:`write_parquet` write whole files of rows; :func:`rows_by_letter`
-groups rows back into one record per letter (what a resumable output needs to know what is done).
+(``outputs.CsvOutput``, ``outputs.ParquetOutput``: ``-o results.csv``) share one definition:
+:func:`read_results` reads any results file (JSONL, JSON, CSV, Parquet) back as rows;
+:func:`write_csv` / :func:`write_parquet` write whole files of rows; :func:`rows_by_letter` groups
+rows back into one record per letter (what a resumable output needs to know what is done).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from .errors import MissingExtraError, ResultsFileError
 from .schema import Case
@@ -310,19 +311,21 @@ def write_csv(rows: Iterable[dict[str, Any]], handle: Any) -> None:
         handle.write(csv_lines(group).encode("utf-8"))
 
 
-def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV written by :func:`write_csv` (columns it does not know are ignored)."""
+def read_csv(source: Path | BinaryIO) -> list[dict[str, Any]]:
+    """Rows of a CSV written by :func:`write_csv` (a path or a binary handle; unknown columns ignored)."""
+    shown = str(source) if isinstance(source, Path) else getattr(source, "name", "<csv>")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+        handle = source.open("rb") if isinstance(source, Path) else source
+        try:
+            reader = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
             if not reader.fieldnames or "file" not in reader.fieldnames:
-                raise ResultsFileError(f"{path}: not an llm-extract results CSV (no 'file' column)")
-            return [
-                {name: _typed(raw.get(name) or "", kind) for name, kind, _ in COLUMNS}
-                for raw in reader
-            ]
+                raise ResultsFileError(f"{shown}: not an llm-extract results CSV (no 'file' column)")
+            return [{name: _typed(raw.get(name) or "", kind) for name, kind, _ in COLUMNS} for raw in reader]
+        finally:
+            if isinstance(source, Path):
+                handle.close()
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ResultsFileError(f"cannot read {path}: {exc}") from exc
+        raise ResultsFileError(f"cannot read {shown}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,15 +376,16 @@ def write_parquet(rows: Iterable[dict[str, Any]], handle: Any, *, row_group_lett
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def read_parquet(path: Path) -> list[dict[str, Any]]:
+def read_parquet(source: Path | BinaryIO) -> list[dict[str, Any]]:
     """Rows of a Parquet file written by :func:`write_parquet` (dates back as ISO strings)."""
     _, pq = _pyarrow()
+    shown = str(source) if isinstance(source, Path) else getattr(source, "name", "<parquet>")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(source)
     except (OSError, ValueError) as exc:
-        raise ResultsFileError(f"cannot read {path} as Parquet: {exc}") from exc
+        raise ResultsFileError(f"cannot read {shown} as Parquet: {exc}") from exc
     if "file" not in table.column_names:
-        raise ResultsFileError(f"{path}: not an llm-extract results table (no 'file' column)")
+        raise ResultsFileError(f"{shown}: not an llm-extract results table (no 'file' column)")
     rows = table.to_pylist()
     out = []
     for raw in rows:
@@ -441,92 +445,3 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         return to_rows(records)
     except (TypeError, AttributeError, KeyError) as exc:
         raise ResultsFileError(f"{path}: not extraction results ({exc})") from exc
-
-
-# --------------------------------------------------------------------------------------------------
-# Incremental, resumable table outputs (CSV, Parquet)
-# --------------------------------------------------------------------------------------------------
-
-
-class TableOutput:
-    """A CSV or Parquet results file written letter by letter, resumable like JSON Lines.
-
-    Neither format can be appended to safely (CSV's header, Parquet's footer), so each letter's rows
-    go to a journal (a sibling ``.NAME.journal.jsonl``, one JSON line per letter, flushed as written)
-    and the file is rebuilt at :meth:`close` from the rows it held and the journal, written to a
-    temporary file and ``os.replace``-d: a crash at any moment leaves the old file whole and the
-    journal, which the next run folds in. Resume: :meth:`done` is true for a letter whose path and
-    sha256 match a successful letter already held; a letter written again replaces its old rows.
-    """
-
-    def __init__(self, path: str | Path, *, resume: bool = True) -> None:
-        self.path = Path(path)
-        self.format = self.path.suffix.lower().lstrip(".")
-        if self.format not in ("csv", "parquet"):
-            raise ResultsFileError(f"{self.path}: a table output is .csv or .parquet")
-        if self.format == "parquet":
-            _pyarrow()  # fail before any letter is extracted, with the install hint
-        if self.path.is_dir():
-            raise ResultsFileError(f"{self.path} is a directory")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = self.path.with_name(f".{self.path.name}.journal.jsonl")
-        self.held: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
-        if resume and self.path.exists():
-            rows = read_csv(self.path) if self.format == "csv" else read_parquet(self.path)
-            for group in rows_by_letter(rows):
-                self.held[(group[0]["file"], group[0]["sha256"])] = group
-        if resume and self.journal.exists():
-            for line in self.journal.read_bytes().splitlines():
-                try:
-                    group = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line from a run that died
-                self._hold(group)
-        self._journal = self.journal.open("ab" if resume else "wb")
-        self.written = 0
-
-    def _hold(self, group: list[dict[str, Any]]) -> None:
-        if not group:
-            return
-        name = group[0]["file"]
-        for key in [k for k in self.held if k[0] == name]:
-            del self.held[key]  # one entry per letter path: the newest
-        self.held[(name, group[0]["sha256"])] = group
-
-    def done(self, file: str, sha256: str) -> bool:
-        """True when ``file`` with this ``sha256`` is already held and did not fail."""
-        group = self.held.get((file, sha256))
-        return bool(group) and not group[0].get("error")
-
-    def write(self, result: Any) -> None:
-        """Journal one letter's rows (a Determination, a failed letter's record, or their dicts)."""
-        group = letter_rows(result)
-        self._journal.write(json.dumps(group, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
-        self._journal.flush()
-        self._hold(group)
-        self.written += 1
-
-    def close(self) -> None:
-        """Rebuild the file from every letter held (one entry per letter), then drop the journal."""
-        import os
-        import tempfile
-
-        self._journal.close()
-        rows = [row for group in self.held.values() for row in group]
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                (write_csv if self.format == "csv" else write_parquet)(rows, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self.journal.unlink(missing_ok=True)
-
-    def __enter__(self) -> TableOutput:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

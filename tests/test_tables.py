@@ -203,60 +203,42 @@ def test_stats_command(tmp_path, jsonl) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_table_output_is_incremental_and_resumable(tmp_path, results, suffix) -> None:
-    from llm_extract.tables import TableOutput
+def test_extract_writes_tables_incrementally_and_resumes(tmp_path, suffix) -> None:
+    """``-o results.csv|.parquet``: one row per item, a failed letter one row, resume by path and
+    sha256, a journal left by a run that died folded in, --restart starts afresh."""
+    from llm_extract.outputs import open_output
 
-    path = tmp_path / f"out{suffix}"
-    good, failed = results[:2], results[-1]
-    with TableOutput(path) as out:
-        for r in [*good, failed]:
-            out.write(r)
-    first = read_results(path)
-    assert first == to_rows([*good, failed])
-    assert not any(p.name.endswith(".journal.jsonl") for p in tmp_path.iterdir())
+    letters = [pdf(n) for n in NAMES[:3]]
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7 this is not a pdf")
+    out = tmp_path / f"results{suffix}"
+    first = runner.invoke(app, ["extract", str(letters[0]), str(broken), "-o", str(out)])
+    assert first.exit_code == 1  # the broken letter failed; the other one is written
+    rows = read_results(out)
+    assert [r["error"] for r in rows if r["error"]] == ["unreadable_pdf"] or len([r for r in rows if r["error"]]) == 1
+    assert {r["file"] for r in rows} == {str(letters[0]), str(broken)}
 
-    # resume: done letters are known by path and sha256; a failed letter is not done
-    out = TableOutput(path)
-    assert out.done(good[0].source.name, good[0].source.sha256)
-    assert not out.done(good[0].source.name, "0" * 64)
-    assert not out.done(failed.letter, None)
-    # a run that dies after journaling one more letter: nothing is lost, the next run folds it in
-    out.write(results[2])
-    out._journal.close()
-    assert read_results(path) == first  # the file itself is untouched until close
-    out = TableOutput(path)
-    out.write(results[3])
-    out.close()
-    assert read_results(path) == to_rows([*good, failed, results[2], results[3]])
-
-    # the failed letter retried: its record is replaced, one entry per letter
-    fixed = results[0].model_copy(update={"source": results[0].source.model_copy(update={"name": failed.letter})})
-    with TableOutput(path) as out:
-        out.write(fixed)
-    files = [r["file"] for r in read_results(path)]
-    assert files.count(failed.letter) == len(fixed.items) and not any(r["error"] for r in read_results(path))
-
-    # --restart: a fresh file
-    with TableOutput(path, resume=False) as out:
-        out.write(good[1])
-    assert read_results(path) == to_rows([good[1]])
+    # a run that dies after journaling a letter: the next run keeps it and extracts only the rest
+    with open_output(out, suffix.lstrip(".")) as sink:
+        sink.write(extract(letters[1]))
+        sink._journal.close()  # noqa: SLF001  (the process "dies": no close, no rebuild)
+        sink._closed = True  # noqa: SLF001
+        sink._release()  # noqa: SLF001
+    second = runner.invoke(app, ["extract", *map(str, letters), "-o", str(out)])
+    assert second.exit_code == 0, second.output
+    rows = read_results(out)
+    expected = to_rows([extract(p) for p in letters])
+    assert [r for r in rows if not r["error"]] == expected  # each letter once, the journaled one kept
+    assert [r["file"] for r in rows if r["error"]] == [str(broken)]  # not asked again: still its record
+    assert not any(p.name.endswith("journal.jsonl") for p in tmp_path.iterdir())
+    again = runner.invoke(app, ["extract", *map(str, letters), "-o", str(out)])
+    assert "3 already done" in again.output
+    restart = runner.invoke(app, ["extract", str(letters[2]), "-o", str(out), "--restart"])
+    assert restart.exit_code == 0 and read_results(out) == to_rows([extract(letters[2])])
 
 
-def test_table_output_refuses_a_directory_and_other_suffixes(tmp_path) -> None:
-    from llm_extract.tables import TableOutput
-
-    (tmp_path / "d.csv").mkdir()
-    with pytest.raises(ResultsFileError):
-        TableOutput(tmp_path / "d.csv")
-    with pytest.raises(ResultsFileError):
-        TableOutput(tmp_path / "x.xlsx")
-
-
-def test_parquet_without_pyarrow_says_how_to_install(monkeypatch, tmp_path) -> None:
+def test_parquet_without_pyarrow_is_one_line_before_any_letter(monkeypatch, tmp_path) -> None:
     import builtins
-
-    from llm_extract.errors import MissingExtraError
-    from llm_extract.tables import TableOutput
 
     real = builtins.__import__
 
@@ -266,5 +248,9 @@ def test_parquet_without_pyarrow_says_how_to_install(monkeypatch, tmp_path) -> N
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    with pytest.raises(MissingExtraError, match=r"pip install 'llm_extract\[parquet\]'"):
-        TableOutput(tmp_path / "x.parquet")
+    from llm_extract.errors import OutputUnusableError
+
+    out = runner.invoke(app, ["extract", str(pdf(NAMES[0])), "-o", str(tmp_path / "r.parquet")])
+    assert isinstance(out.exception, OutputUnusableError)  # the CLI's main() prints it as one line, exit 2
+    assert "pip install 'llm_extract[parquet]'" in str(out.exception)
+    assert not (tmp_path / "r.parquet").exists()
