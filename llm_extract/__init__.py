@@ -6,6 +6,7 @@ from .batch import BatchError, extract_many
 from .cache import ResultCache
 from .errors import (
     BinaryInputError,
+    CacheError,
     EmptyLetterError,
     ExtractionError,
     ImageOnlyPDFError,
@@ -73,6 +74,7 @@ __all__ = [
     "json_schema",
     "verify",
     "BinaryInputError",
+    "CacheError",
     "EmptyLetterError",
     "ExtractionError",
     "ImageOnlyPDFError",

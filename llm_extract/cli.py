@@ -33,8 +33,8 @@ from rich.progress import (
 )
 
 from . import __version__
+from . import cache as result_cache
 from .batch import LETTER_TIMEOUT_S, BatchError, expand, extract_many, is_pattern
-from .cache import ResultCache
 from .errors import ExtractionError, OutputError, OutputUnusableError
 from .outputs import FORMATS, format_for, open_output
 from .pipeline import BACKENDS
@@ -277,20 +277,19 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("stats")
 def cache_stats() -> None:
-    """Where the cache is, how many results it holds, and its size."""
-    store = ResultCache()
-    stats = store.stats()
-    store.close()
+    """Where the cache is, how many results it holds, and its size (a damaged cache says so)."""
+    stats = result_cache.cache_stats()
     typer.echo(json.dumps(stats, indent=2))
+    if stats.get("problem"):
+        err.print(f"warning: the cache is damaged: {stats['problem']}", markup=False)
 
 
 @cache_app.command("clear")
 def cache_clear() -> None:
-    """Delete every cached result."""
-    store = ResultCache()
-    removed = store.clear()
-    store.close()
-    typer.echo(f"removed {removed} cached result(s) from {store.directory}")
+    """Delete every cached result: removes the cache directory and creates it again (repairs damage)."""
+    removed, store = result_cache.clear_cache()
+    what = "a damaged cache" if removed is None else f"{removed} cached result(s)"
+    typer.echo(f"removed {what} from {store}")
 
 
 @app.command("schema")

@@ -128,3 +128,9 @@ class ResultsFileError(ExtractionError):
     """A results file (JSONL, JSON, CSV, Parquet) cannot be read as extraction results."""
 
     code = "results_file"
+
+
+class CacheError(ExtractionError):
+    """The cache location cannot be used safely: a file, a symlink, another user's, open to others, read-only."""
+
+    code = "cache"

@@ -16,13 +16,18 @@ the JSON list that ``python -m evals.run --verdicts FILE`` reads (see :data:`VER
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import hashlib
 import http.server
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,17 +37,26 @@ import typer
 from pydantic import ValidationError
 
 from . import __version__, crosscheck
+from .batch import BatchError, expand
 from .errors import ExtractionError
-from .ingest import load
-from .schema import Citation, Determination, Item
+from .ingest import MAX_INPUT_BYTES, load
+from .schema import SCHEMA_VERSION, Citation, Determination, Item
 
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 DEFAULT_PORT = 8765
 HOST = "127.0.0.1"
 TEMPLATE = "review.html.j2"
+SCRIPT = "review.js"
+#: Nothing is fetched, posted or framed; the only script is the page's own, named by its hash.
+CSP = (
+    "default-src 'none'; script-src {script}; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
 
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, "clean": 3}
+#: Queue order: letters that failed to extract and records the page cannot read come first
+#: (nothing of them can be reviewed until they are fixed), then by their worst flag.
+SEVERITY_RANK = {"failed": 0, "rejected": 1, "error": 2, "warning": 3, "info": 4, "clean": 5}
 TIER_RANK = {"none": 0, "fuzzy": 1, "normalized": 2, "exact": 3}
 #: A mismatch points at one offset; its highlight runs to the end of that line, at most this long.
 MISMATCH_SPAN_CHARS = 160
@@ -103,9 +117,30 @@ class ReviewInputError(Exception):
     """A results, gold or report file that cannot be read: one line, exit code 1."""
 
 
-def load_results(path: Path) -> list[tuple[Determination, Path]]:
-    """Every Determination in a JSONL/JSON file, or in the .json/.jsonl files of a directory,
-    each with the file it came from (relative letter paths are also tried against its directory)."""
+@dataclass(frozen=True)
+class Rejected:
+    """A record of a results file that is not a result this version reads (shown, with the reason)."""
+
+    where: str
+    reason: str
+    name: str | None = None
+
+
+#: One record of a results file: a result, a failed letter (what ``extract`` writes for it), or
+#: a record the page cannot read.
+Entry = Determination | BatchError | Rejected
+
+#: How many rejected records the command lists on stderr (the page shows them all).
+MAX_REJECTIONS_SHOWN = 10
+
+
+def load_results(path: Path) -> list[Entry]:
+    """Every record in a JSONL/JSON file, or in the .json/.jsonl files of a directory.
+
+    A record that cannot be read (not JSON, an older schema, ...) becomes a :class:`Rejected`
+    with the reason; the rest are kept. Only when nothing in it is a result or a failed letter
+    is the input refused (it is then not a results file).
+    """
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".jsonl"))
         if not files:
@@ -114,80 +149,206 @@ def load_results(path: Path) -> list[tuple[Determination, Path]]:
         files = [path]
     else:
         raise ReviewInputError(f"results not found: {path}")
-    out: list[tuple[Determination, Path]] = []
+    out: list[Entry] = []
     for file in files:
-        out += [(det, file) for det in _parse_results_file(file)]
+        out += _parse_results_file(file)
     if not out:
         raise ReviewInputError(f"no results in {path}")
+    rejected = [e for e in out if isinstance(e, Rejected)]
+    if len(rejected) == len(out):
+        more = f" (and {len(rejected) - 1} more record(s) like it)" if len(rejected) > 1 else ""
+        raise ReviewInputError(f"{rejected[0].where}: {rejected[0].reason}{more}")
     return out
 
 
-def _parse_results_file(file: Path) -> list[Determination]:
+def _parse_results_file(file: Path) -> list[Entry]:
+    """JSON Lines (split on ``\\n`` only: a record's text may hold U+2028, U+2029 or U+0085, which
+    ``str.splitlines`` would cut), or one JSON document (an object or an array of objects)."""
     try:
-        raw = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with file.open("rb") as handle:
+            first = handle.readline()
+            if first.strip()[:1] != b"{" or not _is_json(first):  # not JSON Lines: one document?
+                records = _parse_document(file, first + handle.read())
+                if records is not None:
+                    return records
+            handle.seek(0)
+            return [_entry_from_line(line, f"{file}:{n}") for n, line in enumerate(handle, 1) if line.strip()]
+    except OSError as exc:
         raise ReviewInputError(f"cannot read {file}: {_one_line(exc)}") from None
-    records: list[tuple[str, Any]] = []
-    stripped = raw.strip()
-    if not stripped:
-        return []
-    try:  # one JSON document: an object or an array of objects
-        doc = json.loads(stripped)
-        records = [(f"{file}", d) for d in (doc if isinstance(doc, list) else [doc])]
-    except ValueError:  # JSON Lines
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append((f"{file}:{n}", json.loads(line)))
-            except ValueError as exc:
-                raise ReviewInputError(f"{file}:{n}: not JSON ({_one_line(exc)})") from None
-    dets = []
-    for where, record in records:
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_document(file: Path, data: bytes) -> list[Entry] | None:
+    """Records of one JSON document, or None when the file is not one (then it is read as lines)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if isinstance(doc, list):
+        return [_entry(record, f"{file}[{i}]") for i, record in enumerate(doc)]
+    return [_entry(doc, str(file))]
+
+
+def _entry_from_line(line: bytes, where: str) -> Entry:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        return Rejected(where, f"not JSON ({_one_line(exc)})")
+    return _entry(record, where)
+
+
+def _entry(record: Any, where: str) -> Entry:
+    """One record as a result, a failed letter or a rejection with its reason."""
+    if not isinstance(record, dict):
+        return Rejected(where, f"not a result (a JSON {type(record).__name__}, not an object)")
+    source = record.get("source") if isinstance(record.get("source"), dict) else {}
+    name = source.get("name") if isinstance(source.get("name"), str) else None
+    if record.get("ok") is False:  # a failed letter, as extract writes it
+        known = {k: v for k, v in record.items() if k in BatchError.model_fields}
         try:
-            dets.append(Determination.model_validate(record))
+            return BatchError.model_validate(known)
         except ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-            loc = ".".join(str(x) for x in first["loc"])
-            raise ReviewInputError(
-                f"{where}: not a Determination ({loc or 'document'}: {first['msg']})"
-            ) from None
-    return dets
-
-
-def find_letter(
-    det: Determination, results_file: Path | None = None, letters_dir: Path | None = None
-) -> tuple[str | None, str | None]:
-    """(letter text, notice) for a result: the text when its letter is found, else a notice saying why."""
-    name = det.source.name
-    if not name:
-        return (
-            None,
-            "This result has no letter file name (it was extracted from text), so the letter cannot be shown.",
+            letter = record.get("letter") if isinstance(record.get("letter"), str) else None
+            return Rejected(where, f"not a failed-letter record ({_first_error(exc)})", letter)
+    try:
+        return Determination.model_validate(record)
+    except ValidationError as exc:
+        version = source.get("schema_version")
+        older = (
+            f"schema {version}, this version reads {SCHEMA_VERSION}: "
+            if isinstance(version, str) and version != SCHEMA_VERSION
+            else ""
         )
-    raw = Path(name)
-    candidates = [raw] if raw.is_absolute() else [Path.cwd() / raw]
-    if results_file is not None and not raw.is_absolute():
-        candidates.append(results_file.parent / raw)
-    if letters_dir is not None:
-        candidates.append(letters_dir / raw.name)
-        candidates += sorted(letters_dir.rglob(raw.name))
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            letter = load(candidate)
-        except ExtractionError as exc:
-            return None, f"The letter {name} was found at {candidate} but cannot be read: {exc}"
-        notice = None
-        if letter.sha256 != det.source.sha256:
-            notice = (
-                f"The letter at {candidate} has changed since it was extracted (sha256 differs): "
-                "highlights may be misplaced."
+        return Rejected(where, f"not a Determination ({older}{_first_error(exc)})", name)
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return _one_line(exc)
+    loc = ".".join(str(x) for x in errors[0]["loc"])
+    more = f"; {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{loc or 'document'}: {errors[0]['msg']}{more}"
+
+
+class LetterFileError(ReviewInputError):
+    """A letter file that is not read (not a regular file, over the size limit, unopenable)."""
+
+
+class LetterFiles:
+    """The letter files the user named: the only files the page reads, each only when its sha256
+    equals the result's ``source.sha256``. A result's ``source.name`` only says which of them to
+    try first; it never names a file to open (a results file may say ``/etc/passwd``)."""
+
+    def __init__(self, paths: Iterable[Path] = ()) -> None:
+        self.paths = list(dict.fromkeys(paths))
+        self.by_name: dict[str, list[Path]] = {}
+        for path in self.paths:
+            self.by_name.setdefault(path.name, []).append(path)
+        self._digests: dict[Path, str | None] = {}
+        self._by_sha: dict[str, Path] = {}
+        self._unhashed = list(self.paths)
+
+    def _digest(self, path: Path) -> str | None:
+        if path not in self._digests:
+            try:
+                digest = hashlib.sha256(read_letter_bytes(path)).hexdigest()
+            except LetterFileError:
+                digest = None
+            self._digests[path] = digest
+            if digest is not None:
+                self._by_sha.setdefault(digest, path)
+        return self._digests[path]
+
+    def find(self, sha256: str, name: str | None) -> Path | None:
+        """The given file with this sha256: same-named files first, then every other (hashed once)."""
+        for path in self.by_name.get(_file_name(name), []):
+            if self._digest(path) == sha256:
+                return path
+        if sha256 in self._by_sha:
+            return self._by_sha[sha256]
+        while self._unhashed:
+            path = self._unhashed.pop()
+            if self._digest(path) == sha256:
+                return path
+        return None
+
+    def text_for(self, det: Determination) -> tuple[str | None, str | None]:
+        """(letter text, notice): the text of the given letter whose sha256 matches, else why not."""
+        name = det.source.name or f"the letter with sha256 {det.source.sha256[:12]}…"
+        if not self.paths:
+            return None, (
+                "No letter files were given, so the text is not shown: pass the letters too "
+                "(llm-extract review RESULTS LETTER... or --letters DIR)."
             )
-        return letter.text, notice
-    hint = "" if letters_dir is not None else " (pass --letters DIR to search a folder by file name)"
-    return None, f"Letter not found: {name}{hint}. Its items and flags are shown without the text."
+        path = self.find(det.source.sha256, det.source.name)
+        if path is None:
+            same_name = self.by_name.get(_file_name(det.source.name), [])
+            unreadable = [p for p in same_name if self._digests.get(p) is None]
+            if unreadable:
+                try:
+                    read_letter_bytes(unreadable[0])
+                except LetterFileError as exc:
+                    return None, f"{exc}. The result is shown without the text."
+            if same_name:
+                return None, (
+                    f"{same_name[0]} is not the letter this result was extracted from (its sha256 differs): "
+                    "the result is shown without the text."
+                )
+            return None, f"{name} is not among the letters given: the result is shown without the text."
+        try:
+            data = read_letter_bytes(path)
+            letter = load(data)
+        except LetterFileError as exc:
+            return None, f"{exc}. The result is shown without the text."
+        except ExtractionError as exc:
+            return None, f"The letter {path} cannot be read: {exc}. The result is shown without the text."
+        if letter.sha256 != det.source.sha256:  # the file changed while we read it
+            return None, f"{path} changed while it was read: the result is shown without the text."
+        return letter.text, None
+
+
+def read_letter_bytes(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A letter file's bytes, read only if it is a regular file within ingest's size limit.
+
+    Opened non-blocking and checked after opening, so a FIFO or a device never hangs the page.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise LetterFileError(f"The letter {path} cannot be opened: {_one_line(exc)}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise LetterFileError(f"The letter {path} is not a regular file: not read")
+        if info.st_size > limit:
+            raise LetterFileError(
+                f"The letter {path} is {info.st_size:,} bytes, over the {limit:,}-byte limit: not read"
+            )
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LetterFileError(f"The letter {path} is over the {limit:,}-byte limit: not read")
+    return data
+
+
+def letter_paths(inputs: Iterable[str | Path], directories: Iterable[Path] = ()) -> list[Path]:
+    """The letter files named on the command line (files, directories, globs) and in ``--letters``."""
+    for directory in directories:
+        if not directory.is_dir():
+            raise ReviewInputError(f"letters directory not found: {directory}")
+    given = [str(p) for p in inputs] + [str(d) for d in directories]
+    paths = expand(given)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise ReviewInputError(f"letter not found: {missing[0]}")
+    return paths
 
 
 def load_gold_dir(directory: Path) -> list[dict[str, Any]]:
@@ -571,6 +732,7 @@ def _letter_data(
         "targets": targets,
         "gold": comparison,
         "letter_fields": _letter_fields(det),
+        "problem": None,
     }
 
 
@@ -608,19 +770,70 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
+def _problem_data(n: int, entry: BatchError | Rejected) -> dict[str, Any]:
+    """A queue entry for a failed letter or an unreadable record: its error instead of a letter."""
+    if isinstance(entry, BatchError):
+        kind, code, message, where = "failed", entry.error, entry.message, entry.letter
+        name = entry.letter
+        sha = getattr(entry, "sha256", None) or ""
+        notice = f"This letter could not be extracted ({code}): {message}"
+    else:
+        kind, code, message, where = "rejected", "record", entry.reason, entry.where
+        name = entry.name or entry.where
+        sha = ""
+        notice = f"This record of the results cannot be read ({entry.where}): {entry.reason}"
+    return {
+        "key": str(n),
+        "name": name,
+        "file": _file_name(name) or name,
+        "sha256": sha,
+        "verdict_letter": name,
+        "case_number": None,
+        "layout": None,
+        "backend": None,
+        "model": None,
+        "pages": None,
+        "characters": None,
+        "severity": kind,
+        "counts": {"error": 0, "warning": 0, "info": 0, "mismatch": 0},
+        "decisions": [],
+        "codes": [f"{kind}:{code}"],
+        "notice": notice,
+        "has_text": False,
+        "segments": [],
+        "spans": {},
+        "items": [],
+        "targets": [],
+        "gold": None,
+        "letter_fields": {},
+        "problem": {"kind": kind, "code": code, "message": message, "where": where},
+    }
+
+
+def _as_entry(record: Entry | Mapping[str, Any], n: int) -> Entry:
+    if isinstance(record, (Determination, BatchError, Rejected)):
+        return record
+    return _entry(dict(record), f"result {n + 1}")
+
+
 def build_review_data(
-    results: Sequence[Determination | Mapping[str, Any]],
+    results: Sequence[Entry | Mapping[str, Any]],
     letters_text: Sequence[str | None] | Mapping[str, str | None],
     gold: Sequence[Any] | None = None,
     eval_report: Mapping[str, Any] | None = None,
     notices: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
-    """The page's data. ``letters_text`` is parallel to ``results`` or keyed by sha256 (None: not found)."""
-    dets = [r if isinstance(r, Determination) else Determination.model_validate(r) for r in results]
+    """The page's data. ``results`` are Determinations, failed letters (:class:`BatchError`) or
+    :class:`Rejected` records (or their JSON as dicts); ``letters_text`` is parallel to ``results``
+    or keyed by sha256 (None: not available, and ``notices`` may say why)."""
+    entries = [_as_entry(r, n) for n, r in enumerate(results)]
     golds = _by_file_name(_as_dict(g) for g in (gold or []))
     mismatches = _by_file_name((eval_report or {}).get("mismatches") or [])
     letters = []
-    for n, det in enumerate(dets):
+    for n, det in enumerate(entries):
+        if not isinstance(det, Determination):
+            letters.append(_problem_data(n, det))
+            continue
         if isinstance(letters_text, Mapping):
             text = letters_text.get(det.source.sha256)
         else:
@@ -680,8 +893,26 @@ def _template() -> jinja2.Template:
     return env.from_string(source)
 
 
+@functools.lru_cache(maxsize=1)
+def page_script() -> tuple[str, str]:
+    """The page's script and its CSP source (``'sha256-...'``): the only script the page may run."""
+    source = resources.files("llm_extract").joinpath("templates", SCRIPT).read_text(encoding="utf-8")
+    script = "\n" + source.replace("\r\n", "\n").replace("\r", "\n")  # what the browser hashes
+    if "</script" in script.lower():
+        raise RuntimeError(f"{SCRIPT} must not contain '</script'")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return script, f"'sha256-{digest}'"
+
+
+def content_security_policy(*, served: bool = False) -> str:
+    """The page's Content-Security-Policy: nothing from anywhere, its own script (by hash) and
+    inline styles only. Served over HTTP it also may not be framed (a <meta> cannot say that)."""
+    policy = CSP.format(script=page_script()[1])
+    return policy + "; frame-ancestors 'none'" if served else policy
+
+
 def build_review_html(
-    results: Sequence[Determination | Mapping[str, Any]],
+    results: Sequence[Entry | Mapping[str, Any]],
     letters_text: Sequence[str | None] | Mapping[str, str | None],
     gold: Sequence[Any] | None = None,
     eval_report: Mapping[str, Any] | None = None,
@@ -691,7 +922,13 @@ def build_review_html(
 ) -> str:
     """The reviewer page as one self-contained HTML string (pure: no files, no network)."""
     data = build_review_data(results, letters_text, gold, eval_report, notices)
-    return _template().render(data=data, data_json=_json_for_script(data), title=title)
+    return _template().render(
+        data=data,
+        data_json=_json_for_script(data),
+        title=title,
+        script=page_script()[0],
+        csp=content_security_policy(),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,32 +936,63 @@ def build_review_html(
 # --------------------------------------------------------------------------------------------
 
 
-def build_from_paths(
+def build_page(
     results: Path,
     gold: Path | None = None,
     eval_report: Path | None = None,
-    letters: Path | None = None,
-) -> str:
-    """Read the inputs from disk and build the page; raises :class:`ReviewInputError` on bad input."""
-    if letters is not None and not letters.is_dir():
-        raise ReviewInputError(f"letters directory not found: {letters}")
-    loaded = load_results(results)
+    letters: Sequence[Path] = (),
+) -> tuple[str, list[Rejected]]:
+    """Read the inputs from disk and build the page, with the records it could not read.
+
+    Letter text comes only from ``letters`` (the files the user named), each only when its
+    sha256 matches the result's. Raises :class:`ReviewInputError` on bad input.
+    """
+    entries = load_results(results)
     golds = load_gold_dir(gold) if gold is not None else None
     report = load_eval_report(eval_report) if eval_report is not None else None
-    texts, notices = [], []
-    for det, origin in loaded:
-        text, notice = find_letter(det, origin, letters)
+    files = LetterFiles(letters)
+    texts: list[str | None] = []
+    notices: list[str | None] = []
+    for entry in entries:
+        text, notice = files.text_for(entry) if isinstance(entry, Determination) else (None, None)
         texts.append(text)
         notices.append(notice)
-    return build_review_html(
-        [d for d, _ in loaded], texts, golds, report, notices=notices, title=f"Review: {results.name}"
-    )
+    html = build_review_html(entries, texts, golds, report, notices=notices, title=f"Review: {results.name}")
+    return html, [e for e in entries if isinstance(e, Rejected)]
+
+
+#: Headers on every response of ``--serve``: the page is self-contained, so nothing may load
+#: into it, frame it, sniff it into another type or keep it in a cache.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     build: Callable[[], str]
+    #: ``Host`` values this server answers: its own address. Anything else is a DNS-rebinding
+    #: page (a hostile name resolved to 127.0.0.1) or a misdirected request, and gets 403.
+    allowed_hosts: frozenset[str] = frozenset()
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Content-Security-Policy", content_security_policy(served=True))
+        super().end_headers()
+
+    def _host_allowed(self) -> bool:
+        hosts = self.headers.get_all("Host") or []
+        return len(hosts) == 1 and hosts[0].strip().lower() in type(self).allowed_hosts
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._host_allowed():
+            self.send_error(403, "Forbidden", "This server answers only to its own address (Host header).")
+            return
         if self.path.split("?")[0] not in ("/", "/index.html", "/review.html"):
             self.send_error(404)
             return
@@ -736,7 +1004,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
 
@@ -744,10 +1011,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write(f"review: {self.address_string()} {format % args}\n")
 
 
+def allowed_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` header values of a page served on 127.0.0.1:``port``."""
+    hosts = {f"{HOST}:{port}", f"localhost:{port}"}
+    if port == 80:
+        hosts |= {HOST, "localhost"}
+    return frozenset(hosts)
+
+
 def make_server(build: Callable[[], str], port: int = DEFAULT_PORT) -> http.server.ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1 only that rebuilds the page on every request (fresh results)."""
+    """An HTTP server on 127.0.0.1 only that rebuilds the page on every request (fresh results)
+    and answers only requests addressed to it (``Host``: 127.0.0.1:PORT or localhost:PORT)."""
     handler = type("ReviewHandler", (_Handler,), {"build": staticmethod(build)})
-    return http.server.ThreadingHTTPServer((HOST, port), handler)
+    server = http.server.ThreadingHTTPServer((HOST, port), handler)
+    handler.allowed_hosts = allowed_hosts(server.server_address[1])
+    return server
 
 
 def serve(build: Callable[[], str] | str, port: int = DEFAULT_PORT) -> None:
@@ -772,10 +1050,18 @@ def review_command(
     results: Annotated[
         Path,
         typer.Argument(
-            help="Results: a JSONL file of Determinations (extract --format jsonl) or a directory of .json/.jsonl.",
+            help="Results: a JSONL/JSON file of what extract wrote, or a directory of .json/.jsonl.",
             show_default=False,
         ),
     ],
+    letter_files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The letters the results came from (files, directories, glob patterns). A letter's text "
+            "is shown only from these, and only when its sha256 matches the result's.",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write the HTML page here.")] = None,
     gold: Annotated[
         Path | None, typer.Option(help="Gold directory (evals/gold): show gold vs predicted.")
@@ -784,27 +1070,34 @@ def review_command(
         Path | None, typer.Option("--eval-report", help="report.json of python -m evals.run: its mismatches.")
     ] = None,
     letters: Annotated[
-        Path | None, typer.Option(help="Also look for letters in this directory, by file name.")
+        list[Path] | None,
+        typer.Option(help="A directory of letters (searched recursively, matched by sha256); repeatable."),
     ] = None,
     serve_: Annotated[
         bool, typer.Option("--serve", help="Serve the page on 127.0.0.1 instead of writing a file.")
     ] = False,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve.")] = DEFAULT_PORT,
 ) -> None:
-    """Build the reviewer page: flagged results, highlights in the letter, verdicts to export."""
+    """Build the reviewer page: flagged and failed results, highlights in the letter, verdicts to export."""
     if not serve_ and out is None:
         raise _fail("give -o/--output FILE for the HTML page, or --serve", EXIT_USAGE)
 
-    def build() -> str:
-        return build_from_paths(results, gold, eval_report, letters)
+    def build_with_rejections() -> tuple[str, list[Rejected]]:
+        # the letters are listed again on each build: --serve shows letters added since it started
+        paths = letter_paths(letter_files or [], letters or [])
+        return build_page(results, gold, eval_report, paths)
 
     try:
-        html = build()
+        html, rejected = build_with_rejections()
     except ReviewInputError as exc:
         raise _fail(str(exc)) from None
+    for entry in rejected[:MAX_REJECTIONS_SHOWN]:
+        typer.echo(f"warning: {entry.where}: {entry.reason} (shown in the queue, not reviewable)", err=True)
+    if len(rejected) > MAX_REJECTIONS_SHOWN:
+        typer.echo(f"warning: ... and {len(rejected) - MAX_REJECTIONS_SHOWN} more unreadable record(s)", err=True)
     if serve_:
         try:
-            serve(build, port)
+            serve(lambda: build_with_rejections()[0], port)
         except OSError as exc:
             raise _fail(f"cannot serve on {HOST}:{port}: {exc}") from None
         return
@@ -817,7 +1110,6 @@ def review_command(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    import os
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)

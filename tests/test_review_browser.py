@@ -1,9 +1,11 @@
 """The reviewer page in a real browser: Debian's Chromium driven by Playwright, from file://.
 
 Builds the page from real letters (plus one with a fabricated quote, one with an injected error
-flag, and one whose text holds ``<script>``), clicks a flag, checks its span is highlighted and in
-view, records a ``correct`` verdict, exports it and checks the JSON, and saves a screenshot to
-``artifacts/review.png`` (and, with UPDATE_DOCS_SCREENSHOT=1, ``docs/review.png`` for the README).
+flag, one whose text holds ``<script>`` and line separators, and a letter that failed to extract),
+clicks a flag, checks its span is highlighted and in view, records a ``correct`` verdict, exports
+it and checks the JSON, and saves a screenshot to ``artifacts/review.png`` (and, with
+UPDATE_DOCS_SCREENSHOT=1, ``docs/review.png`` for the README). The page runs under its own strict
+Content-Security-Policy: a blocked script or style would show up as a console error here.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import typer
 from conftest import FIXTURES, ROOT, pdf
 from typer.testing import CliRunner
 
-from llm_extract import Flag, FlagCode, Quote, extract, load, verify
+from llm_extract import BatchError, Flag, FlagCode, Quote, extract, load, verify
+from llm_extract.batch import extract_one
 from llm_extract.review import review_command
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,6 +52,8 @@ LAUNCH_ARGS = [
 WIDTH, HEIGHT = 1280, 800
 FABRICATED = "The patient was cleared to return to full duty without any restrictions."
 SCRIPT = "<script>window.__pwned = 1</script>"
+#: Line breaks for str.splitlines but not for JSON Lines: the letter must show exactly as written.
+SEPARATORS = "one\u2028two\u2029three\x85four"
 
 
 def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
@@ -84,13 +89,18 @@ def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
     text = (FIXTURES / "case-number-header.txt").read_text(encoding="utf-8")
     anchor = "Decision rationale:"
     assert anchor in text
-    evil_text = text.replace(anchor, f"{anchor} {SCRIPT} ", 1)
+    evil_text = text.replace(anchor, f"{SEPARATORS} {anchor} {SCRIPT} ", 1)
     evil_path = tmp / "evil-letter.txt"
-    evil_path.write_text(evil_text, encoding="utf-8")
+    evil_path.write_bytes(evil_text.encode("utf-8"))
     evil = extract(evil_path)
 
+    broken = tmp / "broken-letter.pdf"  # what extract writes for a letter that fails
+    broken.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << >>\n%%EOF")
+    failed = extract_one(broken)
+    assert isinstance(failed, BatchError)
+
     results = tmp / "results.jsonl"
-    dets = [*plain, contradicted, fabricated, evil]
+    dets = [*plain, contradicted, fabricated, evil, failed]
     results.write_text("".join(d.model_dump_json() + "\n" for d in dets), encoding="utf-8")
     # an eval report with one mismatch on a real letter (report.json's "mismatches" shape)
     report = {
@@ -109,7 +119,13 @@ def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
             }
         ],
     }
-    info = {"contradicted": contradicted, "fabricated": fabricated, "evil_path": evil_path}
+    info = {
+        "contradicted": contradicted,
+        "fabricated": fabricated,
+        "evil_path": evil_path,
+        "evil_text": evil_text,
+        "failed": failed,
+    }
     (tmp / "report.json").write_text(json.dumps(report), encoding="utf-8")
     return results, info
 
@@ -127,6 +143,9 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         [
             "review",
             str(results),
+            str(info["evil_path"]),
+            "--letters",
+            str(ROOT / "evals" / "letters"),
             "--gold",
             str(ROOT / "evals" / "gold"),
             "--eval-report",
@@ -187,12 +206,21 @@ def test_review_page_in_chromium(page_file, browser_context, tmp_path):
     page.goto(html_path.as_uri())
     page.wait_for_selector(".qi")
 
-    # the queue: errors first
+    # the queue: the failed letter, then errors first
     severities = page.eval_on_selector_all(".qi", "els => els.map(e => e.dataset.severity)")
-    assert severities[:2] == ["error", "error"], severities
-    rank = {"error": 0, "warning": 1, "info": 2, "clean": 3}
+    assert severities[:3] == ["failed", "error", "error"], severities
+    rank = {"failed": -1, "error": 0, "warning": 1, "info": 2, "clean": 3}
     assert [rank[s] for s in severities] == sorted(rank[s] for s in severities)
-    assert len(severities) == 5
+    assert len(severities) == 6
+
+    # the failed letter: its error, no text, nothing to review
+    failed = info["failed"]
+    page.click(".qi:has-text('broken-letter.pdf')")
+    assert page.text_content(".qi.sel .badge") == f"failed: {failed.error}"
+    problem = page.locator("#targets .tg.problem")
+    assert problem.count() == 1 and problem.locator(".msg").text_content() == failed.message
+    assert failed.message in page.text_content("#notice")
+    assert "could not be extracted" in page.text_content("#text")
 
     # the contradicted letter: click its injected flag; its span is highlighted and in view
     page.click(".qi:has-text('CM16-0230651.pdf')")
@@ -262,9 +290,10 @@ def test_review_page_in_chromium(page_file, browser_context, tmp_path):
     assert page.locator("#pane-gold .gold-item").count() >= 1
     page.click("#tabs button[data-tab='review']")
 
-    # escaping: the letter's <script> shows as text and never runs
+    # escaping: the letter's <script> shows as text and never runs; U+2028/U+2029/U+0085 kept as written
     page.click(".qi:has-text('evil-letter.txt')")
     assert SCRIPT in page.text_content("#text")
+    assert page.text_content("#text") == info["evil_text"]
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.locator("#text script").count() == 0
 

@@ -79,14 +79,14 @@ class LLMBackend:
         return options, strategy, log_prompts
 
     def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
-        """What the cache key covers (never the API key)."""
+        """What the cache key covers: never the API key, nor credentials in the base URL."""
         rest, strategy, _ = self.split_options(options)
         endpoint = self.endpoint(**rest)
         return {
             "sha256": letter.sha256,
             "backend": self.name,
             "model": endpoint.model,
-            "endpoint": endpoint.base_url or "https://api.openai.com/v1",
+            "endpoint": endpoint.shown,
             "mode": endpoint.mode,
             "strategy": strategy,
             "prompt": prompts.prompt_id(),
@@ -126,7 +126,7 @@ class LLMBackend:
                 layout=parsed.layout,
                 backend=self.name,
                 model=endpoint.model,
-                endpoint=endpoint.base_url,
+                endpoint=endpoint.shown if endpoint.base_url else None,
                 strategy=strategy,
                 prompt_version=prompts.prompt_id(),
                 extractor_version=__version__,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import instructor
 import openai
@@ -25,12 +26,16 @@ from instructor.core import InstructorRetryException
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ..errors import LLMAuthError, LLMConfigError, LLMRequestError, LLMUnavailableError
+from ..redact import protect_logs, redact, redact_url, split_credentials, url_secrets
 from ..schema import Usage
 
 log = logging.getLogger("llm_extract.llm")
 T = TypeVar("T")
 
 OPENAI_HOST = "api.openai.com"
+OPENAI_URL = "https://api.openai.com/v1"
+#: The key sent to servers that need none (llama.cpp, Ollama, vLLM accept any).
+NO_KEY = "not-needed"
 #: Transient failures retried per request before giving up.
 DEFAULT_MAX_RETRIES = 5
 #: Re-asks after the model's answer fails validation against the letter.
@@ -61,7 +66,11 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 
 @dataclass
 class Endpoint:
-    """Where and how to ask: built from options, then the environment, like the openai SDK."""
+    """Where and how to ask: built from options, then the environment, like the openai SDK.
+
+    ``base_url`` may carry credentials (``user:token@``, ``?api_key=``): they reach the server
+    and nothing else. What is shown, stored or logged is :attr:`shown` (redacted).
+    """
 
     model: str
     base_url: str | None
@@ -91,11 +100,17 @@ class Endpoint:
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if not model:
             raise LLMConfigError("no model configured: pass model=/--model or set LLM_EXTRACT_MODEL")
-        hosted = base_url is None or OPENAI_HOST in base_url
+        try:
+            host = urlsplit(split_credentials(base_url).url or OPENAI_URL).hostname
+        except ValueError as exc:
+            raise LLMConfigError(f"base URL {redact_url(base_url)!r} is not usable: {redact(str(exc))}") from None
+        hosted = host == OPENAI_HOST
         if not api_key:
             if hosted:
-                raise LLMConfigError("no API key for api.openai.com: set OPENAI_API_KEY or pass --base-url")
-            api_key = "not-needed"  # local servers (llama.cpp, Ollama, vLLM) accept any key
+                raise LLMConfigError(
+                    "no API key for api.openai.com: set OPENAI_API_KEY (api_key= in Python) or pass --base-url"
+                )
+            api_key = NO_KEY
         chosen = mode or ("tools" if hosted else "json_schema")
         if chosen not in MODES:
             raise LLMConfigError(f"unknown mode {chosen!r}; choose one of: {', '.join(MODES)}")
@@ -105,8 +120,35 @@ class Endpoint:
             raise TypeError(f"unknown LLM options: {', '.join(sorted(unknown))}")
         return cls(model=model, base_url=base_url, api_key=api_key, mode=chosen, **tuning)
 
+    def __repr__(self) -> str:
+        return f"Endpoint(model={self.model!r}, base_url={self.shown!r}, mode={self.mode!r}, local={self.local})"
+
+    @property
+    def shown(self) -> str:
+        """The endpoint as it may be shown, stored or logged: credentials redacted."""
+        return redact_url(self.base_url) or OPENAI_URL
+
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message: the URL's credentials and the API key."""
+        key = () if self.api_key == NO_KEY or self.local else (self.api_key,)
+        return (*url_secrets(self.base_url), *key)
+
+    def hide(self, text: str) -> str:
+        """``text`` (e.g. an error from the HTTP stack) with this endpoint's secrets redacted."""
+        return redact(text, self.secrets())
+
     def client(self) -> instructor.Instructor:
-        raw = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0)
+        """An instructor client; the URL it sees (and its HTTP stack logs) carries no credentials."""
+        split = split_credentials(self.base_url)
+        raw = openai.OpenAI(
+            base_url=split.url,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            max_retries=0,
+            default_headers=dict(split.headers) or None,
+            default_query=dict(split.query) or None,
+        )
+        protect_logs(self.secrets())
         return instructor.from_openai(raw, mode=MODES[self.mode])
 
     def cost(self, usage: Usage) -> float | None:
@@ -148,12 +190,14 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def typed_error(exc: BaseException, endpoint: Endpoint) -> Exception:
-    """A non-transient failure as a typed error that says what to fix."""
+    """A non-transient failure as a typed error that says what to fix (never a credential)."""
     root = _root(exc)
-    where = endpoint.base_url or "api.openai.com"
+    where = endpoint.shown
     if isinstance(root, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        in_url = " or the user:password in the base URL" if split_credentials(endpoint.base_url).headers else ""
         return LLMAuthError(
-            f"{where} refused the API key ({root.status_code}): check OPENAI_API_KEY / --api-key"
+            f"{where} refused the credentials ({root.status_code}): check the key in $OPENAI_API_KEY "
+            f"(api_key= in Python){in_url}"
         )
     if isinstance(root, openai.NotFoundError):
         return LLMRequestError(
@@ -161,14 +205,19 @@ def typed_error(exc: BaseException, endpoint: Endpoint) -> Exception:
         )
     if isinstance(root, openai.APIStatusError):
         return LLMRequestError(
-            f"{where} rejected the request ({root.status_code}): {_short(root)}; "
+            f"{where} rejected the request ({root.status_code}): {_short(root, endpoint)}; "
             "check --mode and the model's capabilities"
         )
-    return LLMUnavailableError(f"{where}: {type(root).__name__}: {root}")
+    return LLMUnavailableError(f"{where}: {type(root).__name__}: {_short(root, endpoint)}")
 
 
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:160]
+#: Characters of a server's error text kept in a message (it may echo a whole request).
+ERROR_TEXT_CHARS = 160
+
+
+def _short(exc: BaseException, endpoint: Endpoint) -> str:
+    """The error's text on one line, secrets redacted (a server may echo the request), bounded."""
+    return endpoint.hide(" ".join(str(exc).split()))[:ERROR_TEXT_CHARS]
 
 
 #: Requests in flight at once across a process's threads unless a batch sets its own cap.
@@ -276,8 +325,8 @@ def with_retries(
         if isinstance(root, openai.APIError):
             if is_transient(exc):
                 raise LLMUnavailableError(
-                    f"{endpoint.base_url or 'api.openai.com'} still failing after {endpoint.max_retries + 1} "
-                    f"attempts: {_short(root)}"
+                    f"{endpoint.shown} still failing after {endpoint.max_retries + 1} "
+                    f"attempts: {_short(root, endpoint)}"
                 ) from exc
             raise typed_error(exc, endpoint) from exc
         raise
