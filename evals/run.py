@@ -50,6 +50,7 @@ from evals.report import (
     write_all,
 )
 from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
+from llm_extract.redact import redact_url
 
 DEFAULT_BACKEND = "rules"
 DEFAULT_OUT = Path(__file__).parent / "out"
@@ -800,7 +801,7 @@ def run(
         "min_drug_accuracy": min_drug_accuracy,
     }
     report_options = {
-        "extract": options,
+        "extract": {k: redact_url(v) if k == "base_url" else v for k, v in options.items()},
         "gold": _display(gold),
         "letters": _display(letters),
         "verdicts": _display(verdicts) if verdicts is not None else None,

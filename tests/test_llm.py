@@ -6,6 +6,7 @@ was cached (a second run of a cached letter sends zero requests).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import stat
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from conftest import SEEDS, pdf
 from fake_openai import FakeOpenAI, Step, answer_from, item_json
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_extract import (
     Determination,
@@ -27,6 +30,7 @@ from llm_extract import (
     extract,
     load,
 )
+from llm_extract.redact import redact, redact_url, url_secrets
 
 LETTER = SEEDS[0]  # three upheld items
 TEXT = load(LETTER).text
@@ -203,8 +207,9 @@ def test_letter_with_jinja_braces_renders_literally(tmp_path: Path) -> None:
 
 def test_401_fails_at_once_with_a_clear_error(tmp_path: Path) -> None:
     with FakeOpenAI([Step(status=401)]) as server:
-        with pytest.raises(LLMAuthError, match="API key"):
+        with pytest.raises(LLMAuthError, match=r"OPENAI_API_KEY \(api_key= in Python\)") as raised:
             extract(LETTER, **options(server, tmp_path))
+        assert "--api-key" not in str(raised.value)  # no such option: the key never goes on a command line
         assert len(server.requests) == 1
         assert server.requests[0]["_auth"] == f"Bearer {API_KEY}"
 
@@ -411,7 +416,7 @@ def test_evals_run_scores_the_openai_backend_against_an_endpoint(
                 "--model",
                 "fake-model",
                 "--base-url",
-                server.base_url,
+                server.base_url.replace("http://", "http://evals:EVAL-TOKEN-789@"),
                 "--gold",
                 str(gold),
                 "--out",
@@ -426,4 +431,120 @@ def test_evals_run_scores_the_openai_backend_against_an_endpoint(
         assert len(server.requests) == 3 + 3 + 10, reasks  # one per item, no re-asks
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert code == 0 and report["backend"] == "openai"
+    assert server.requests[0]["_auth"].startswith("Basic ")  # the credentials reached the server ...
+    for written in (tmp_path / "out").rglob("*"):  # ... and no report
+        assert not written.is_file() or b"EVAL-TOKEN-789" not in written.read_bytes(), written
     assert report["summary"]["items"]["value"] == 1.0 and report["summary"]["decisions"]["value"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials in the base URL reach the server and nothing else
+# --------------------------------------------------------------------------------------------
+
+USER_TOKEN = "TOKEN-in-userinfo-5150"
+QUERY_TOKEN = "TOKEN-in-query-8086"
+SECRETS = (USER_TOKEN, QUERY_TOKEN, API_KEY)
+
+
+def credentialed(server: FakeOpenAI) -> str:
+    return server.base_url.replace("http://", f"http://alice:{USER_TOKEN}@") + f"?api_key={QUERY_TOKEN}&api-version=7"
+
+
+def assert_no_secret(where: str, text: str | bytes) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    for secret in SECRETS:
+        assert secret.encode() not in data, f"{secret} in {where}"
+
+
+def test_credentials_in_the_base_url_never_leave_the_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL's user:token and ?api_key= reach the server, and appear in no record, message,
+    log line (every library at DEBUG) or cache file."""
+    from typer.testing import CliRunner
+
+    from llm_extract.cli import app
+
+    caplog.set_level(logging.DEBUG)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("LLM_EXTRACT_CACHE_DIR", str(cache))
+    out = tmp_path / "results.jsonl"
+    with FakeOpenAI([GOOD]) as server:
+        url = credentialed(server)
+        args = ["extract", str(LETTER), "--backend", "openai", "--model", "fake-model", "--base-url", url]
+        args += ["--mode", "json", "--strategy", "whole-letter", "--format", "jsonl", "-o", str(out)]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        request = server.requests[0]
+        assert request["_auth"] == "Basic " + base64.b64encode(f"alice:{USER_TOKEN}".encode()).decode()
+        assert request["_path"] == f"/v1/chat/completions?api_key={QUERY_TOKEN}&api-version=7"
+        assert CliRunner().invoke(app, args + ["--restart"]).exit_code == 0  # served from the cache
+        assert len(server.requests) == 1
+    record = json.loads(out.read_text(encoding="utf-8"))
+    port = server.httpd.server_address[1]
+    assert record["source"]["endpoint"] == f"http://***@127.0.0.1:{port}/v1?api_key=***&api-version=7"
+    assert_no_secret("the records", out.read_bytes())
+    assert_no_secret("the command's output", res.output)
+    assert_no_secret("the logs", caplog.text)
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert_no_secret(str(path), path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "hint"),
+    [
+        ([Step(status=401)], LLMAuthError, "user:password in the base URL"),
+        ([Step(status=400)], LLMRequestError, "rejected the request"),
+        ([Step(status=503)], LLMUnavailableError, "still failing"),
+    ],
+)
+def test_errors_name_the_endpoint_without_its_credentials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, script: list[Step], error: type, hint: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeOpenAI(script) as server, pytest.raises(error, match=hint) as raised:
+        extract(LETTER, **options(server, tmp_path, base_url=credentialed(server), max_retries=1))
+    message = str(raised.value)
+    assert "127.0.0.1" in message and "***@" in message
+    assert_no_secret("the error", message)
+    assert_no_secret("the logs", caplog.text)
+
+
+def test_an_unreachable_credentialed_endpoint_and_reprs(tmp_path: Path) -> None:
+    from llm_extract.batch import extract_one
+    from llm_extract.llm.client import Endpoint
+
+    url = f"http://bob:{USER_TOKEN}@127.0.0.1:9/v1?api_key={QUERY_TOKEN}"  # port 9: nothing listens
+    outcome = extract_one(
+        LETTER,
+        "openai",
+        {"model": "m", "base_url": url, "api_key": API_KEY, "max_retries": 0, "cache_dir": tmp_path / "c"},
+    )
+    assert outcome.error == "llm_unavailable"
+    assert_no_secret("a failed letter's record", outcome.model_dump_json())
+    endpoint = Endpoint.from_options(model="m", base_url=url, api_key=API_KEY)
+    assert_no_secret("the endpoint's repr", repr(endpoint))
+    with pytest.raises(LLMConfigError, match="not usable") as raised:
+        Endpoint.from_options(model="m", base_url=f"http://bob:{USER_TOKEN}@host:port/v1")
+    assert_no_secret("a configuration error", str(raised.value))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    user=st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12),
+    password=st.text(st.characters(blacklist_categories=("Cs",)), min_size=4, max_size=16),
+    key=st.text("abcdefghij_-", min_size=1, max_size=8),
+    value=st.text(st.characters(blacklist_categories=("Cs",)), min_size=4, max_size=16),
+)
+def test_redact_url_hides_any_credential(user: str, password: str, key: str, value: str) -> None:
+    from urllib.parse import quote
+
+    url = f"https://{quote(user, safe='')}:{quote(password, safe='')}@example.org:8443/v1?{quote(key)}={quote(value, safe='')}"
+    shown = redact_url(url)
+    assert shown.startswith("https://***@example.org:8443/v1?")
+    assert quote(password, safe="") not in shown and quote(value, safe="") not in shown
+    assert redact(f"failed at {url}: {password}", url_secrets(url)).count("***") >= 2
+    assert password not in redact(f"echo {password}", url_secrets(url))
