@@ -182,6 +182,7 @@ class ResultCache:
         self.directory = prepare_store(self.location)
         self.problem: str | None = None
         self._cache: diskcache.Cache | None = None
+        self._lock = threading.Lock()
         try:
             self._cache = diskcache.Cache(str(self.directory))
         except STORE_ERRORS as exc:
@@ -189,24 +190,28 @@ class ResultCache:
 
     def _disable(self, exc: BaseException) -> None:
         """Stop using a damaged store, with one warning (the extraction goes on uncached)."""
-        if self.problem is None:
-            self.problem = f"{type(exc).__name__}: {_reason(exc)}"
+        with self._lock:
+            first = self.problem is None
+            if first:
+                self.problem = f"{type(exc).__name__}: {_reason(exc)}"
+            cache, self._cache = self._cache, None
+        if first:
             log.warning(
                 "the result cache at %s is damaged (%s); continuing without it: %s",
                 self.directory,
                 self.problem,
                 REPAIR_HINT,
             )
-        cache, self._cache = self._cache, None
         if cache is not None:
             with contextlib.suppress(STORE_ERRORS):
                 cache.close()
 
     def get(self, key: str, letter: Letter) -> Determination | None:
-        if self._cache is None:
+        cache = self._cache  # one reference: another thread may disable the store meanwhile
+        if cache is None:
             return None
         try:
-            raw = self._cache.get(key)
+            raw = cache.get(key)
         except STORE_ERRORS as exc:
             self._disable(exc)
             return None
@@ -224,19 +229,21 @@ class ResultCache:
         return checked.model_copy(update={"source": checked.source.model_copy(update={"cached": True})})
 
     def _delete(self, key: str) -> None:
-        if self._cache is None:
+        cache = self._cache
+        if cache is None:
             return
         try:
-            self._cache.delete(key)
+            cache.delete(key)
         except STORE_ERRORS as exc:
             self._disable(exc)
 
     def put(self, key: str, result: Determination) -> bool:
         """Store ``result`` if it carries no error flag; say whether it was stored."""
-        if not result.ok or self._cache is None:
+        cache = self._cache
+        if not result.ok or cache is None:
             return False
         try:
-            self._cache.set(key, result.model_dump_json())
+            cache.set(key, result.model_dump_json())
         except STORE_ERRORS as exc:
             self._disable(exc)
             return False
@@ -258,9 +265,10 @@ class ResultCache:
         return removed
 
     def close(self) -> None:
-        if self._cache is not None:
+        cache = self._cache
+        if cache is not None:
             with contextlib.suppress(STORE_ERRORS):
-                self._cache.close()
+                cache.close()
 
 
 def _disk_usage(directory: Path) -> int:
