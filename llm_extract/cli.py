@@ -69,7 +69,7 @@ def _write(text: str, out: Path | None) -> None:
 
 
 #: Errors that would fail every letter the same way: stop the batch at the first one.
-FATAL_CODES = {"llm_config", "llm_auth", "llm_request", "unknown_backend", "local_model"}
+FATAL_CODES = {"llm_config", "llm_auth", "llm_request", "unknown_backend", "local_model", "cache"}
 
 
 @app.command("extract")

@@ -338,13 +338,18 @@ def read_letter_bytes(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
     return data
 
 
-def letter_paths(inputs: Iterable[str | Path], directories: Iterable[Path] = ()) -> list[Path]:
-    """The letter files named on the command line (files, directories, globs) and in ``--letters``."""
+def letter_paths(
+    inputs: Iterable[str | Path],
+    directories: Iterable[Path] = (),
+    on_error: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """The letter files named on the command line (files, directories, globs) and in ``--letters``;
+    a subdirectory that cannot be read is reported through ``on_error``."""
     for directory in directories:
         if not directory.is_dir():
             raise ReviewInputError(f"letters directory not found: {directory}")
     given = [str(p) for p in inputs] + [str(d) for d in directories]
-    paths = expand(given)
+    paths = expand(given, on_error)
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise ReviewInputError(f"letter not found: {missing[0]}")
@@ -1082,13 +1087,16 @@ def review_command(
     if not serve_ and out is None:
         raise _fail("give -o/--output FILE for the HTML page, or --serve", EXIT_USAGE)
 
-    def build_with_rejections() -> tuple[str, list[Rejected]]:
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    def build_with_rejections(on_error: Callable[[str], None] | None = None) -> tuple[str, list[Rejected]]:
         # the letters are listed again on each build: --serve shows letters added since it started
-        paths = letter_paths(letter_files or [], letters or [])
+        paths = letter_paths(letter_files or [], letters or [], on_error)
         return build_page(results, gold, eval_report, paths)
 
     try:
-        html, rejected = build_with_rejections()
+        html, rejected = build_with_rejections(warn)
     except ReviewInputError as exc:
         raise _fail(str(exc)) from None
     for entry in rejected[:MAX_REJECTIONS_SHOWN]:

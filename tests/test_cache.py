@@ -192,6 +192,19 @@ def test_the_commands_refuse_in_one_line(tmp_path: Path) -> None:
     assert location.read_text(encoding="utf-8") == "not a directory"
 
 
+def test_a_batch_stops_at_a_refused_location(tmp_path: Path) -> None:
+    """Every letter would fail the same way: one error line, exit 1, no request sent."""
+    location = tmp_path / "cache"
+    location.write_text("not a directory", encoding="utf-8")
+    with FakeOpenAI([GOOD]) as server:
+        args = ["extract", str(SEEDS[0]), str(SEEDS[1]), "--backend", "openai", "--model", "m"]
+        out = tmp_path / "out.jsonl"
+        res = _cli(location, *args, "--base-url", server.base_url, "--mode", "json", "-o", str(out))
+        assert res.exit_code == 1, res.output
+        assert server.requests == []
+    assert res.output.count("error: cache location") == 1, res.output
+
+
 def test_a_file_is_refused(tmp_path: Path) -> None:
     location = tmp_path / "cache"
     location.write_text("not a directory", encoding="utf-8")
