@@ -40,6 +40,8 @@ from . import __version__, crosscheck
 from .batch import BatchError, expand
 from .errors import ExtractionError
 from .ingest import MAX_INPUT_BYTES, load
+from .outputs import MAX_JSON_DOCUMENT_BYTES, MAX_RECORD_BYTES
+from .outputs import _lines as record_lines
 from .schema import SCHEMA_VERSION, Citation, Determination, Item
 
 EXIT_BAD_INPUT = 1
@@ -162,17 +164,37 @@ def load_results(path: Path) -> list[Entry]:
 
 
 def _parse_results_file(file: Path) -> list[Entry]:
-    """JSON Lines (split on ``\\n`` only: a record's text may hold U+2028, U+2029 or U+0085, which
-    ``str.splitlines`` would cut), or one JSON document (an object or an array of objects)."""
+    """The records of one results file, as ``extract`` writes them: JSON Lines, or a JSON array
+    with one record per line; or any one JSON document (an object or an array of objects).
+
+    Lines are split on ``\\n`` only (a record's text may hold U+2028, U+2029 or U+0085, which
+    ``str.splitlines`` would cut) and read within the batch writer's bounds: a line over
+    ``MAX_RECORD_BYTES`` is rejected unread, and a file is parsed whole only up to
+    ``MAX_JSON_DOCUMENT_BYTES``; past that, or when it does not parse whole, line by line.
+    """
     try:
         with file.open("rb") as handle:
-            first = handle.readline()
-            if first.strip()[:1] != b"{" or not _is_json(first):  # not JSON Lines: one document?
-                records = _parse_document(file, first + handle.read())
+            first = handle.readline(MAX_RECORD_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+            array = first.strip() == b"["
+            if (array or first.strip()[:1] != b"{" or not _is_json(first)) and size <= MAX_JSON_DOCUMENT_BYTES:
+                handle.seek(0)
+                records = _parse_document(file, handle.read())
                 if records is not None:
                     return records
             handle.seek(0)
-            return [_entry_from_line(line, f"{file}:{n}") for n, line in enumerate(handle, 1) if line.strip()]
+            entries = []
+            for n, (line, length, _whole) in enumerate(record_lines(handle), 1):
+                if line is None:
+                    entries.append(Rejected(f"{file}:{n}", f"a line of {length:,} bytes, over the record limit: not read"))
+                    continue
+                if array:  # extract's JSON layout: "[", one record per line ending in ",", "]"
+                    line = line.strip().removesuffix(b",")
+                    if line in (b"[", b"]"):
+                        continue
+                if line.strip():
+                    entries.append(_entry_from_line(line, f"{file}:{n}"))
+            return entries
     except OSError as exc:
         raise ReviewInputError(f"cannot read {file}: {_one_line(exc)}") from None
 
@@ -180,7 +202,7 @@ def _parse_results_file(file: Path) -> list[Entry]:
 def _is_json(line: bytes) -> bool:
     try:
         json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -189,7 +211,7 @@ def _parse_document(file: Path, data: bytes) -> list[Entry] | None:
     """Records of one JSON document, or None when the file is not one (then it is read as lines)."""
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(doc, list):
         return [_entry(record, f"{file}[{i}]") for i, record in enumerate(doc)]
@@ -199,8 +221,8 @@ def _parse_document(file: Path, data: bytes) -> list[Entry] | None:
 def _entry_from_line(line: bytes, where: str) -> Entry:
     try:
         record = json.loads(line)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        return Rejected(where, f"not JSON ({_one_line(exc)})")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
+        return Rejected(where, f"not JSON ({_one_line(exc) or type(exc).__name__})")
     return _entry(record, where)
 
 

@@ -374,6 +374,41 @@ def test_unreadable_records_are_shown_with_a_reason_and_the_rest_kept(letters, t
     assert sum(d["severity"] not in ("failed", "rejected") for d in data["letters"]) == 1
 
 
+def test_extracts_json_output_with_a_failed_letter_and_a_damaged_record(tmp_path):
+    """``extract -o results.json`` (one record per line in an array), failed letter included; a
+    record damaged later costs that record only."""
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 not really")
+    results = tmp_path / "results.json"
+    res = _extract_cli([str(FIXTURES / "case-number-header.txt"), str(broken), "-o", str(results)])
+    assert res.exit_code == 1, res.output
+    assert [type(e).__name__ for e in load_results(results)] == ["Determination", "BatchError"]
+    lines = results.read_bytes().split(b"\n")
+    assert lines[0] == b"[" and len(lines) == 5  # "[", two records, "]", ""
+    lines[1] = lines[1][:200]  # torn in the middle
+    results.write_bytes(b"\n".join(lines))
+    entries = load_results(results)
+    assert [type(e).__name__ for e in entries] == ["Rejected", "BatchError"]
+    assert entries[0].where.endswith("results.json:2")
+
+
+def test_hostile_records_are_rejected_without_reading_them_whole(letters, tmp_path):
+    """A line past the batch writer's record limit is skipped unread; JSON nested past the
+    interpreter's recursion limit is a rejected record, not a crash."""
+    from llm_extract.outputs import MAX_RECORD_BYTES
+
+    good = letters[0][0].model_dump_json().encode()
+    results = tmp_path / "hostile.jsonl"
+    results.write_bytes(good + b"\n" + b"[" * 200_000 + b"\n")
+    with results.open("r+b") as handle:  # a sparse line of NULs, longer than any record
+        handle.truncate(results.stat().st_size + MAX_RECORD_BYTES + 10)
+    with results.open("ab") as handle:
+        handle.write(b"\n" + good + b"\n")
+    entries = load_results(results)
+    assert [type(e).__name__ for e in entries] == ["Determination", "Rejected", "Rejected", "Determination"]
+    assert entries[1].reason.startswith("not JSON") and "over the record limit" in entries[2].reason
+
+
 def test_one_json_document_object_or_array(letters, tmp_path):
     """What ``extract -o results.json`` writes: one indented object, or an array of them."""
     dets, _ = letters
