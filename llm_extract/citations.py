@@ -13,7 +13,9 @@ so the verifier can ground it like any quote.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .normalize import collapse
@@ -74,15 +76,20 @@ ACOEM_NAME = re.compile(
     _F,
 )
 YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
+#: (``\s*(?::\s*)?`` rather than ``\s*:?\s*``: the same strings, but a whitespace run without a
+#: colon is tried once, not split every possible way between two quantifiers.)
 PAGES = re.compile(
-    r"(?:Page\(s\)\s*:?\s*(?:page\(s\)\s*)?|\bpage\(s\)\s*:?\s*|\bpages?\s+|\bpgs?\.?\s*|\bpp\.?\s*)"
+    r"(?:Page\(s\)\s*(?::\s*)?(?:page\(s\)\s*)?|\bpage\(s\)\s*(?::\s*)?|\bpages?\s+|\bpgs?\.?\s*|\bpp\.?\s*)"
     r"(?P<list>\d+(?:\s*-\s*\d+)?(?:\s*(?:,|and)\s*\d+(?:\s*-\s*\d+)?)*)(?:\s+of\s+\d+)?",
     _F,
 )
+#: Longest parenthetical read as part of a reference ("(Effective July 18, 2009)", "(updated
+#: 03/12/15)"): unbounded, every unclosed "(" rescans the rest of the section.
+PAREN_MAX_CHARS = 300
 SECTIONS = re.compile(r"Section\(s\)\s*:\s*", _F)
 #: Regulation references that sit where a topic would ("8 C.C.R. 9792.20 - 9792.26 MTUS (Effective ...)").
 REGULATION = re.compile(
-    r"8\s+C\.C\.R\.[^()]*?(?:\([^)]*\))?|9792\.\d+(?:\.\d+)?(?:\s+Title\s+8)?,?(?:\s+effective\s+\w+\s+\d+,\s+\d{4})?",
+    rf"8\s+C\.C\.R\.[^()]*?(?:\([^)]{{0,{PAREN_MAX_CHARS}}}\))?|9792\.\d+(?:\.\d+)?(?:\s+Title\s+8)?,?(?:\s+effective\s+\w+\s+\d+,\s+\d{4})?",
     _F,
 )
 NOT_A_CITATION = re.compile(
@@ -93,7 +100,20 @@ NOT_A_CITATION = re.compile(
 #: A sub-citation after the first must follow a list joint, so a title mentioned inside a topic
 #: does not split the citation.
 JOINT = re.compile(r"(?:,|;|\band)\s*\Z", _F)
-PROSE_SPLIT = re.compile(r"(?<=[.;])\s+|\s+and\s+(?:the\s+)?(?=Official|ODG|ACOEM)", _F)
+PROSE_SPLIT = re.compile(r"(?<=[.;])\s+|(?<!\s)\s+and\s+(?:the\s+)?(?=Official|ODG|ACOEM)", _F)
+#: Where a prose citation's own text ends (", which is part of the MTUS").
+WHICH_IS = re.compile(r"(?:,\s+|(?<![\s,])\s+)which\s+(?:is|are)\b", _F)
+#: Where one Non-MTUS citation gives way to the next guideline it names.
+NEXT_GUIDELINE = re.compile(
+    r"(?<!\s)\s+and\s+(?:the\s+)?(?=Official\s+Disability|ODG\b|ACOEM\b)|;\s*(?=Official|ODG\b|ACOEM\b)", _F
+)
+#: What is not a topic in a Non-MTUS citation: update notes, chapter numbers, links, years.
+TOPIC_NOISE = re.compile(
+    rf"\(updated[^)]{{0,{PAREN_MAX_CHARS}}}\)|\bChapter\s+\d+\b|https?://\S+|(?:,|(?<![\s,]))\s*\b(?:19|20)\d\d\b,?"
+    r"|\bWeb\s+Version\b,?",
+    _F,
+)
+PAGE_LIST_SPLIT = re.compile(r"(?<!\s)\s*(?:,|\band\b)\s*", _F)
 TRAILING_JUNK = ".,;: \t\r\n\f\u00a0"
 
 
@@ -103,14 +123,18 @@ class SectionParse:
     unparsed: list[Span]
 
 
-def parse_section(text: str, span: Span | None) -> SectionParse:
-    """Citations in ``text[span]``, plus spans of sentences that named no recognisable guideline."""
+def parse_section(text: str, span: Span | None, page_starts: Sequence[int] = ()) -> SectionParse:
+    """Citations in ``text[span]``, plus spans of sentences that named no recognisable guideline.
+
+    ``page_starts`` are the letter's page start offsets (``Letter.pages``): given them, every citation
+    carries its page, so the verifier finds it complete and copies nothing.
+    """
     if span is None or span[0] >= span[1]:
         return SectionParse([], [])
     start, end = span
     units = list(DECISION_BASED_ON.finditer(text, start, end))
     if not units:
-        return _prose(text, start, end)
+        return _prose(text, start, end, page_starts)
     citations: list[Citation] = []
     unparsed: list[Span] = []
     for index, unit in enumerate(units):
@@ -118,10 +142,10 @@ def parse_section(text: str, span: Span | None) -> SectionParse:
         body = unit.end()
         non = NON_MTUS.match(text, body, stop)
         if non:
-            citations += _non_mtus(text, non.end(), stop)
+            citations += _non_mtus(text, non.end(), stop, page_starts)
             continue
         mtus = MTUS_PREFIX.match(text, body, stop)
-        found = _mtus(text, body, mtus.end() if mtus else body, stop)
+        found = _mtus(text, body, mtus.end() if mtus else body, stop, page_starts)
         if found:
             citations += found
         else:
@@ -140,7 +164,7 @@ def _trim(text: str, start: int, end: int) -> Span:
 def _pages(fragment: str) -> list[str]:
     pages: list[str] = []
     for m in PAGES.finditer(fragment):
-        for part in re.split(r"\s*(?:,|\band\b)\s*", m.group("list")):
+        for part in PAGE_LIST_SPLIT.split(m.group("list")):
             page = re.sub(r"\s*-\s*", "-", part.strip())
             if page and page not in pages:
                 pages.append(page)
@@ -152,9 +176,10 @@ def _year(fragment: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _make(text: str, span: Span, **fields: object) -> Citation:
+def _make(text: str, span: Span, page_starts: Sequence[int], **fields: object) -> Citation:
     s, e = _trim(text, *span)
-    return Citation(text=text[s:e], start=s, end=e, match="exact", score=100.0, **fields)
+    page = bisect.bisect_right(page_starts, s) if page_starts else None
+    return Citation(text=text[s:e], start=s, end=e, page=page, match="exact", score=100.0, **fields)
 
 
 def _clean_topic(value: str | None) -> str | None:
@@ -165,7 +190,7 @@ def _clean_topic(value: str | None) -> str | None:
     return value or None
 
 
-def _mtus(text: str, cite_start: int, titles_from: int, stop: int) -> list[Citation]:
+def _mtus(text: str, cite_start: int, titles_from: int, stop: int, page_starts: Sequence[int]) -> list[Citation]:
     """'MTUS <title> <year>, Section(s): <topic>[, and <title> ...]' -> one citation per title."""
     hits = []
     for m in _MTUS_ANY.finditer(text, titles_from, stop):
@@ -175,7 +200,7 @@ def _mtus(text: str, cite_start: int, titles_from: int, stop: int) -> list[Citat
             break  # an unknown title comes first; handled below
         hits.append(m)
     if not hits:
-        return _unknown_mtus(text, cite_start, stop)
+        return _unknown_mtus(text, cite_start, stop, page_starts)
     out = []
     for index, m in enumerate(hits):
         s = cite_start if index == 0 else m.start()
@@ -195,6 +220,7 @@ def _mtus(text: str, cite_start: int, titles_from: int, stop: int) -> list[Citat
             _make(
                 text,
                 (s, e),
+                page_starts,
                 source="MTUS",
                 title=title,
                 year=_year(text[m.end() : e]),
@@ -205,7 +231,7 @@ def _mtus(text: str, cite_start: int, titles_from: int, stop: int) -> list[Citat
     return out
 
 
-def _unknown_mtus(text: str, start: int, stop: int) -> list[Citation]:
+def _unknown_mtus(text: str, start: int, stop: int, page_starts: Sequence[int]) -> list[Citation]:
     fragment = text[start:stop]
     if not collapse(fragment):
         return []
@@ -218,6 +244,7 @@ def _unknown_mtus(text: str, start: int, stop: int) -> list[Citation]:
         _make(
             text,
             (start, stop),
+            page_starts,
             source="MTUS",
             title=title or None,
             year=_year(fragment),
@@ -234,17 +261,24 @@ def _source_of(fragment: str) -> str:
     return "ACOEM" if acoem else "other"
 
 
-def _non_mtus(text: str, start: int, stop: int) -> list[Citation]:
+def _non_mtus(text: str, start: int, stop: int, page_starts: Sequence[int]) -> list[Citation]:
     """One citation per named guideline in a Non-MTUS citation."""
     fragment = text[start:stop]
     cuts = [0]
     first = _source_of(fragment)
-    for m in re.finditer(
-        r"\s+and\s+(?:the\s+)?(?=Official\s+Disability|ODG\b|ACOEM\b)|;\s*(?=Official|ODG\b|ACOEM\b)",
-        fragment,
-        _F,
-    ):
-        if _source_of(fragment[m.end() :]) != first or first == "other":
+    # _source_of(fragment[p:]) for each cut p, without a copy per cut: the first name of each
+    # kind at or after p, by bisection over one scan of the fragment.
+    odg = [m.start() for m in ODG_NAME.finditer(fragment)]
+    acoem = [m.start() for m in ACOEM_NAME.finditer(fragment)]
+    for m in NEXT_GUIDELINE.finditer(fragment):
+        o, a = bisect.bisect_left(odg, m.end()), bisect.bisect_left(acoem, m.end())
+        at_odg = odg[o] if o < len(odg) else None
+        at_acoem = acoem[a] if a < len(acoem) else None
+        if at_odg is not None and (at_acoem is None or at_odg < at_acoem):
+            source = "ODG"
+        else:
+            source = "ACOEM" if at_acoem is not None else "other"
+        if source != first or first == "other":
             cuts.append(m.end())
     out = []
     for index, cut in enumerate(cuts):
@@ -255,7 +289,7 @@ def _non_mtus(text: str, start: int, stop: int) -> list[Citation]:
         title, topic = _title_topic(piece, source)
         out.append(
             _make(
-                text, (s, e), source=source, title=title, topic=topic, year=_year(piece), pages=_pages(piece)
+                text, (s, e), page_starts, source=source, title=title, topic=topic, year=_year(piece), pages=_pages(piece)
             )
         )
     return out
@@ -268,12 +302,7 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
         m = name.search(rest)
         if m:
             rest = rest[m.end() :]
-    rest = re.sub(
-        r"\(updated[^)]*\)|\bChapter\s+\d+\b|https?://\S+|,?\s*\b(?:19|20)\d\d\b,?|\bWeb\s+Version\b,?",
-        " ",
-        rest,
-        flags=_F,
-    )
+    rest = TOPIC_NOISE.sub(" ", rest)
     rest = PAGES.sub(" ", rest)
     rest = collapse(rest).lstrip(" ,:;-\u2013/").strip(TRAILING_JUNK)
     if source == "other":
@@ -291,7 +320,7 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
     return (title or None), (_clean_topic(topic) if topic else None)
 
 
-def _prose(text: str, start: int, end: int) -> SectionParse:
+def _prose(text: str, start: int, end: int, page_starts: Sequence[int]) -> SectionParse:
     """Older layouts: guideline names inside sentences."""
     if NOT_A_CITATION.search(text, start, end) and not (
         _MTUS_ANY.search(text, start, end) or ODG_NAME.search(text, start, end)
@@ -306,7 +335,7 @@ def _prose(text: str, start: int, end: int) -> SectionParse:
         mtus = _MTUS_ANY.search(sentence)
         odg, acoem = ODG_NAME.search(sentence), ACOEM_NAME.search(sentence)
         if mtus and not (odg and odg.start() < mtus.start()):
-            tail = re.split(r",?\s+which\s+(?:is|are)\b", sentence[mtus.end() :], maxsplit=1, flags=_F)[0]
+            tail = WHICH_IS.split(sentence[mtus.end() :], maxsplit=1)[0]
             page = PAGES.search(tail)
             topic = tail[: page.start()] if page else tail
             title = _MTUS_NAMES[int(mtus.lastgroup[1:])]  # type: ignore[index]
@@ -315,6 +344,7 @@ def _prose(text: str, start: int, end: int) -> SectionParse:
                 _make(
                     text,
                     (s + mtus.start(), cite_end),
+                    page_starts,
                     source="MTUS",
                     title=title,
                     year=_year(tail),
@@ -324,13 +354,14 @@ def _prose(text: str, start: int, end: int) -> SectionParse:
             )
         elif odg or acoem:
             first = odg if odg and (not acoem or odg.start() < acoem.start()) else acoem
-            tail = re.split(r",?\s+which\s+(?:is|are)\b", sentence[first.start() :], maxsplit=1, flags=_F)[0]
+            tail = WHICH_IS.split(sentence[first.start() :], maxsplit=1)[0]
             source = _source_of(tail)
             title, topic = _title_topic(tail, source)
             citations.append(
                 _make(
                     text,
                     (s + first.start(), s + first.start() + len(tail)),
+                    page_starts,
                     source=source,
                     title=title,
                     topic=topic,

@@ -42,6 +42,14 @@ class UnreadablePDFError(ExtractionError):
     code = "unreadable_pdf"
 
 
+class PDFTooComplexError(UnreadablePDFError):
+    """Reading the PDF's text broke the sandbox's limits (memory, CPU time) or crashed the PDF
+    engine: a "PDF bomb" (self-referencing or fanned-out forms, compressed-text bombs) or a
+    pathological file. See ``llm_extract.pdftext`` for the limits and how to change them."""
+
+    code = "pdf_too_complex"
+
+
 class ImageOnlyPDFError(UnreadablePDFError):
     """The PDF opens but carries no text layer (a scan): OCR it first."""
 
@@ -52,6 +60,20 @@ class InputTooLargeError(ExtractionError):
     """The input exceeds the size limit; IMR letters are a few pages."""
 
     code = "too_large"
+
+
+class UnreadableFileError(ExtractionError):
+    """The path names something that cannot be read as a letter file: a directory, a FIFO, a
+    device, a file without read permission, or one whose read failed."""
+
+    code = "unreadable_file"
+
+
+class InternalExtractionError(ExtractionError):
+    """An unexpected failure inside the extractor (a bug): the message names the cause, so an
+    unattended pipeline still gets a typed error it can record and move past."""
+
+    code = "internal"
 
 
 class LetterNotFoundError(ExtractionError):

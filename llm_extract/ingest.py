@@ -10,6 +10,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,32 +22,45 @@ from .errors import (
     ImageOnlyPDFError,
     InputTooLargeError,
     LetterNotFoundError,
+    UnreadableFileError,
     UnreadablePDFError,
 )
+from .pdftext import PdfLimits, pdf_page_texts
 
 LetterInput = str | bytes | bytearray | os.PathLike
 
 #: Real IMR letters are 3-30 kB of text; anything far beyond is not one letter.
 MAX_INPUT_BYTES = 8 * 1024 * 1024
-#: A determination letter is a handful of pages; a huge PDF is something else.
-MAX_PDF_PAGES = 500
 #: A str longer than this, or with a newline, is letter text, never a file name.
 MAX_PATH_CHARS = 1024
 #: Share of C0 control characters (other than whitespace) that marks a text as binary.
 BINARY_CONTROL_RATIO = 0.05
 PAGE_BREAK = "\f"
 _PATH_SUFFIXES = (".txt", ".pdf", ".text")
-
+#: Bytes read per system call when reading a file (the whole read stops at the size limit + 1).
+READ_CHUNK = 1 << 20
+_CONTROLS = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r\f\v")
+#: Lone UTF-16 surrogates: a Python str may hold them (a lossy ``surrogateescape`` decode, JSON
+#: with ``\ud800``), but no UTF-8 output can, so a result quoting one could not be serialised.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What a lone surrogate becomes: one code point for one, so every offset stays valid.
+REPLACEMENT_CHAR = "\ufffd"
 
 @dataclass(frozen=True)
 class Letter:
-    """An ingested letter: the text every offset refers to, and where its pages start."""
+    """An ingested letter: the text every offset refers to, and where its pages start.
+
+    ``replaced`` counts lone surrogates that were replaced by U+FFFD (``first_replaced`` is the
+    offset of the first): the pipeline flags them (``invalid_characters``).
+    """
 
     text: str
     pages: list[int] = field(default_factory=lambda: [0])
     sha256: str = ""
     kind: Literal["pdf", "text"] = "text"
     name: str | None = None
+    replaced: int = 0
+    first_replaced: int | None = None
 
     @property
     def page_count(self) -> int:
@@ -56,24 +71,23 @@ class Letter:
         return bisect.bisect_right(self.pages, offset)
 
 
-def load(letter: LetterInput | Letter, *, max_bytes: int = MAX_INPUT_BYTES) -> Letter:
+def load(
+    letter: LetterInput | Letter, *, max_bytes: int = MAX_INPUT_BYTES, pdf_limits: PdfLimits | None = None
+) -> Letter:
     """Read ``letter`` (text, path, or bytes of a .txt/.pdf) into a :class:`Letter`.
 
-    Raises a typed :class:`~llm_extract.errors.ExtractionError` for empty, binary,
-    unreadable, image-only or oversized input.
+    Raises a typed :class:`~llm_extract.errors.ExtractionError` for empty, binary, unreadable,
+    image-only, too complex or oversized input. A path is read with at most ``max_bytes`` + 1
+    bytes, whatever it names (a FIFO, a device or a growing file: a typed error, never a hang).
+    PDFs are read in a sandboxed child process under ``pdf_limits`` (default:
+    :meth:`PdfLimits.from_env`; see :mod:`llm_extract.pdftext`).
     """
     if isinstance(letter, Letter):
         return letter
     name: str | None = None
     if isinstance(letter, os.PathLike) or (isinstance(letter, str) and _looks_like_path(letter)):
-        path = Path(letter)
-        name = str(path)
-        if not path.is_file():
-            raise LetterNotFoundError("no such file", source=name)
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputTooLargeError(f"{size:,} bytes is over the {max_bytes:,}-byte limit", source=name)
-        data = path.read_bytes()
+        name = str(letter)
+        data = _read_file(letter, max_bytes, name)
     elif isinstance(letter, str):
         data = letter.encode("utf-8", "surrogatepass")
         if len(data) > max_bytes:
@@ -88,7 +102,7 @@ def load(letter: LetterInput | Letter, *, max_bytes: int = MAX_INPUT_BYTES) -> L
 
     digest = hashlib.sha256(data).hexdigest()
     if data.lstrip()[:5] == b"%PDF-":
-        return _from_pdf(data, digest, name)
+        return _from_pdf(data, digest, name, pdf_limits)
     if name and name.lower().endswith(".pdf"):
         raise UnreadablePDFError("file is named .pdf but is not a PDF", source=name)
     return _from_text(_decode(data, name), digest, name)
@@ -101,9 +115,63 @@ def _looks_like_path(value: str) -> bool:
     try:
         if Path(value).is_file():
             return True
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a lone surrogate cannot name a file
         return False
     return value.strip().lower().endswith(_PATH_SUFFIXES)
+
+
+def _read_file(path: str | os.PathLike, max_bytes: int, name: str) -> bytes:
+    """At most ``max_bytes`` bytes of a regular file; a typed error for anything else.
+
+    Opened non-blocking, so a FIFO without a writer cannot hang the open, and checked with
+    ``fstat`` on the open descriptor (no race with a rename). The size is checked before and
+    during the read: /proc files report size 0 and files can grow while they are read.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise LetterNotFoundError("no such file", source=name) from None
+    except (OSError, ValueError) as err:  # permission denied, a name the OS cannot encode, ...
+        raise UnreadableFileError(f"cannot open the file ({_reason(err)})", source=name) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFileError(f"not a regular file (a {_file_kind(info.st_mode)})", source=name)
+        if info.st_size > max_bytes:
+            raise InputTooLargeError(f"{info.st_size:,} bytes is over the {max_bytes:,}-byte limit", source=name)
+        os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(READ_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:
+            raise InputTooLargeError(f"the file holds over {max_bytes:,} bytes (the limit)", source=name)
+        return b"".join(chunks)
+    except OSError as err:
+        raise UnreadableFileError(f"cannot read the file ({_reason(err)})", source=name) from None
+    finally:
+        os.close(fd)
+
+
+def _reason(err: Exception) -> str:
+    return err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def _decode(data: bytes, name: str | None) -> str:
@@ -119,10 +187,21 @@ def _decode(data: bytes, name: str | None) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError as err:
             raise BinaryInputError("the input is neither UTF-8 nor Windows-1252 text", source=name) from err
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    controls = len(text) - len(text.translate(_CONTROLS))
     if controls > BINARY_CONTROL_RATIO * len(text):
         raise BinaryInputError("the input looks binary (too many control characters)", source=name)
     return text
+
+
+def _letter(text: str, pages: list[int], digest: str, kind: Literal["pdf", "text"], name: str | None) -> Letter:
+    """The Letter, with lone surrogates replaced one for one (offsets unchanged) and counted."""
+    replaced, first = 0, None
+    if not text.isascii():
+        hit = _SURROGATE.search(text)
+        if hit:
+            first = hit.start()
+            text, replaced = _SURROGATE.subn(REPLACEMENT_CHAR, text)
+    return Letter(text=text, pages=pages, sha256=digest, kind=kind, name=name, replaced=replaced, first_replaced=first)
 
 
 def _from_text(text: str, digest: str, name: str | None) -> Letter:
@@ -133,38 +212,15 @@ def _from_text(text: str, digest: str, name: str | None) -> Letter:
     while pos != -1:
         pages.append(pos + 1)
         pos = text.find(PAGE_BREAK, pos + 1)
-    return Letter(text=text, pages=pages, sha256=digest, kind="text", name=name)
+    return _letter(text, pages, digest, "text", name)
 
 
-def _from_pdf(data: bytes, digest: str, name: str | None) -> Letter:
-    import pypdfium2 as pdfium  # imported lazily: text-only users never pay for it
-
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as err:
-        raise UnreadablePDFError(f"the PDF cannot be opened ({err})", source=name) from err
-    try:
-        if len(pdf) == 0:
-            raise UnreadablePDFError("the PDF has no pages", source=name)
-        if len(pdf) > MAX_PDF_PAGES:
-            raise InputTooLargeError(f"{len(pdf)} pages is over the {MAX_PDF_PAGES}-page limit", source=name)
-        texts = []
-        for index in range(len(pdf)):
-            page = pdf[index]
-            try:
-                textpage = page.get_textpage()
-                texts.append(textpage.get_text_range())
-                textpage.close()
-            except pdfium.PdfiumError as err:
-                raise UnreadablePDFError(f"page {index + 1} cannot be read ({err})", source=name) from err
-            finally:
-                page.close()
-    finally:
-        pdf.close()
+def _from_pdf(data: bytes, digest: str, name: str | None, limits: PdfLimits | None) -> Letter:
+    texts = pdf_page_texts(data, name=name, limits=limits)
     if not any(t.strip() for t in texts):
         raise ImageOnlyPDFError("the PDF has no text layer (scanned image?); run OCR first", source=name)
     pages, offset = [], 0
     for t in texts:
         pages.append(offset)
         offset += len(t) + len(PAGE_BREAK)
-    return Letter(text=PAGE_BREAK.join(texts), pages=pages, sha256=digest, kind="pdf", name=name)
+    return _letter(PAGE_BREAK.join(texts), pages, digest, "pdf", name)

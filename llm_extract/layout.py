@@ -30,13 +30,18 @@ Span = tuple[int, int]
 HEADING_MAX_LINES = 4
 #: Lines walked back from a heading (partial-authorisation blocks run longer than headings).
 PARTIAL_MAX_LINES = 12
+#: Longest item name a "Regarding the request for ...:" heading or a summary line may hold: the
+#: bound keeps a label repeated thousands of times without its colon linear, not quadratic. The
+#: name starts with a non-space, so the whitespace before it is never re-split between the
+#: label's ``\s+`` and the name (that costs run length x bound).
+ITEM_NAME_MAX_CHARS = 500
 
 _F = re.IGNORECASE
 DECISION_WORD = r"(?:Partially\s+(?:Upheld|Overturned)|Upheld|Overturned)"
 DECISION_TAIL = re.compile(r":[\s\u00a0]*(" + DECISION_WORD + r")[\s.\u00a0]*\Z", _F)
 SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
 
-IMR_ISSUES = re.compile(r"IMR\s+ISSUES\s*,?\s+DECISIONS\s+AND\s+RATIONALES", _F)
+IMR_ISSUES = re.compile(r"IMR\s+ISSUES(?:\s*,\s+|\s+)DECISIONS\s+AND\s+RATIONALES", _F)
 SET_FORTH = re.compile(r"set\s+forth\s+below\s*:", _F)
 CA_LABEL = re.compile(r"Claims\s+Administrator\s+guideline\s*:", _F)
 MX_LABEL = re.compile(r"MAXIMUS\s+guideline\s*:", _F)
@@ -44,11 +49,12 @@ DR_LABEL = re.compile(r"Decision\s+rationale\s*:", _F)
 
 MAXIMUS_DECISIONS = re.compile(r"IMR\s+DECISION\(S\)\s+AND\s+RATIONALE\(S\)\s*:?", _F)
 MAXIMUS_ITEM = re.compile(
-    r"(?m)^[ \t]*(\d+)\)[ \t]+Regarding\s+the\s+request\s+for\s+(?P<item>.+?)\s*:[ \t]*(?=\r?\n|\f)",
+    r"(?m)^[ \t]*(\d+)\)[ \t]+Regarding\s+the\s+request\s+for\s+"
+    rf"(?P<item>\S.{{0,{ITEM_NAME_MAX_CHARS}}}?)(?<!\s)\s*:[ \t]*(?=\r?\n|\f)",
     re.DOTALL | _F,
 )
 MAXIMUS_CA = re.compile(
-    r"Medical\s+Treatment\s+Guideline\(s\)\s+Used\s+by\s+the\s+Claims\s+Administrator\s*(?:\(UR\))?\s*:", _F
+    r"Medical\s+Treatment\s+Guideline\(s\)\s+Used\s+by\s+the\s+Claims\s+Administrator\s*(?:\(UR\)\s*)?:", _F
 )
 MAXIMUS_MX = re.compile(
     r"Medical\s+Treatment\s+Guideline\(s\)\s+Relied\s+on\s+by\s+the\s+Expert\s+Reviewer\s*:", _F
@@ -56,7 +62,7 @@ MAXIMUS_MX = re.compile(
 MAXIMUS_DR = re.compile(r"Rationale\s+for\s+the\s+Decision\s*:", _F)
 MAXIMUS_SUMMARY = re.compile(
     r"(?m)^[ \t]*\d+\)[ \t]+MAXIMUS\s+Federal\s+Services,\s+Inc\.\s+has\s+determined\s+the\s+request(?:ed)?\s+"
-    r"(?:for\s+)?(?P<item>.+?)\s+(?P<polarity>is\s+not|is)\s+medically\s+necessary",
+    rf"(?:for\s+)?(?P<item>\S.{{0,{ITEM_NAME_MAX_CHARS}}}?)(?<!\s)\s+(?P<polarity>is\s+not|is)\s+medically\s+necessary",
     re.DOTALL | _F,
 )
 #: Where the last rationale of a letter ends when other text follows it.
@@ -80,18 +86,22 @@ MPR_RATIONALE = re.compile(
 MPR_QUALIFICATIONS = re.compile(r"MEDICAL\s+REVIEWER\s+QUALIFICATIONS\s*:", _F)
 
 PARTIAL_HINT = re.compile(r"original\s+request|IMR\s+eligible", _F)
-ORIGINAL = re.compile(r"\s+(?:was|is|as)\s+the\s+original\s+request\b\.?", _F)
+ORIGINAL = re.compile(r"(?<!\s)\s+(?:was|is|as)\s+the\s+original\s+request\b\.?", _F)
+#: The parts' bodies end on a non-space (``\S(?:.*?\S)?``): the shortest body never ends in
+#: whitespace anyway, and a body that may end anywhere lets every position of a whitespace run
+#: rescan the rest of the run.
 AUTHORIZED_BY = re.compile(
-    r"\s*(?P<y>\S.*?)\s+(?:was|were)\s+authorized\s+by\s+the\s+Claims\s+Administrator\b\.?", re.DOTALL | _F
+    r"\s*(?P<y>\S(?:.*?\S)?)\s+(?:was|were)\s+authorized\s+by\s+the\s+Claims\s+Administrator\b\.?",
+    re.DOTALL | _F,
 )
 CA_AUTHORIZED = re.compile(
-    r"\s*The\s+Claims\s+Administrator\s+authorized\s+(?P<y>\S.*?),?\s+leaving\s+the\s+original\s+request\s+"
-    r"IMR\s+eligible\b\.?",
+    r"\s*The\s+Claims\s+Administrator\s+authorized\s+(?P<y>\S(?:.*?\S)?),?\s+leaving\s+the\s+original\s+"
+    r"request\s+IMR\s+eligible\b\.?",
     re.DOTALL | _F,
 )
 REMAINING = re.compile(
     r"\s*(?:The\s+remaining\s+IMR\s+eligible\s+portion\s+of\s+the\s+original\s+request|The\s+original\s+request)"
-    r"\s*(?:,|\s+is\s+for\b|\s+is\b)?\s*(?P<z>\S.*?)(?:,?\s+is)?\s*\Z",
+    r"\s*(?:,\s*)?(?P<z>\S(?:.*?\S)?)(?:,?\s+is)?\s*\Z",
     re.DOTALL | _F,
 )
 
@@ -143,31 +153,41 @@ class Parsed:
     notes: list[Note] = field(default_factory=list)
 
 
+#: Characters at the top of a letter searched for the MPR title.
+MPR_TITLE_CHARS = 3000
+
+
+def _detect(text: str) -> tuple[str, re.Match[str] | None]:
+    """The layout's name and the match of its section title (None for ``unknown``)."""
+    if MPR_TITLE.search(text, 0, MPR_TITLE_CHARS):
+        issue = MPR_ISSUE.search(text)
+        if issue:
+            return "mpr-2013", issue
+    for name, title in (("maximus-2015", MAXIMUS_DECISIONS), ("imr-issues", IMR_ISSUES)):
+        found = title.search(text)
+        if found:
+            return name, found
+    if sum(1 for marker in IMR_MARKERS if marker.search(text)) >= 2:
+        return "unknown", None
+    raise NotAnIMRLetterError("this does not look like an IMR determination letter")
+
+
 def detect(text: str) -> str:
     """Name of the letter's layout, or ``unknown``; raise if it is not an IMR letter at all."""
-    head = text[:3000]
-    if MPR_TITLE.search(head) and MPR_ISSUE.search(text):
-        return "mpr-2013"
-    if MAXIMUS_DECISIONS.search(text):
-        return "maximus-2015"
-    if IMR_ISSUES.search(text):
-        return "imr-issues"
-    if sum(1 for marker in IMR_MARKERS if marker.search(text)) >= 2:
-        return "unknown"
-    raise NotAnIMRLetterError("this does not look like an IMR determination letter")
+    return _detect(text)[0]
 
 
 def parse(text: str) -> Parsed:
     """Segment ``text`` (``load(letter).text``) by its layout."""
-    layout = detect(text)
+    layout, section = _detect(text)
     parsed = Parsed(layout=layout)
     _read_fields(text, parsed)
-    if layout == "imr-issues":
-        _parse_imr_issues(text, parsed)
-    elif layout == "maximus-2015":
-        _parse_maximus(text, parsed)
-    elif layout == "mpr-2013":
-        _parse_mpr(text, parsed)
+    if section is not None and layout == "imr-issues":
+        _parse_imr_issues(text, section, parsed)
+    elif section is not None and layout == "maximus-2015":
+        _parse_maximus(text, section, parsed)
+    elif section is not None and layout == "mpr-2013":
+        _parse_mpr(text, section, parsed)
     else:
         parsed.notes.append(
             Note(
@@ -180,7 +200,33 @@ def parse(text: str) -> Parsed:
         parsed.notes.append(
             Note(FlagCode.NO_ITEMS, "error", f"no disputed items found in the {layout} layout")
         )
+    _check_spans(parsed)
     return parsed
+
+
+def _check_spans(parsed: Parsed) -> None:
+    """Every span handed on is ordered: an inverted one (a bug, or a layout we misread) is dropped
+    and flagged, never passed to the output models (whose ``Span`` rejects it)."""
+    for index, block in enumerate(parsed.items):
+        if block.heading[1] < block.heading[0]:
+            block.heading = (block.heading[0], block.heading[0])
+            parsed.notes.append(
+                Note(FlagCode.MISSING_SECTION, "warning", f"item {index + 1}: its heading could not be delimited",
+                     None, index)
+            )
+        for name in ("decision_span", "original_request", "authorized", "ca", "mx", "rationale"):
+            span = getattr(block, name)
+            if span is not None and span[1] < span[0]:
+                setattr(block, name, None)
+                parsed.notes.append(
+                    Note(
+                        FlagCode.MISSING_SECTION,
+                        "warning",
+                        f"item {index + 1}: its {name.replace('_', ' ')} section is misplaced and was not read",
+                        (span[1], span[0]),
+                        index,
+                    )
+                )
 
 
 # --------------------------------------------------------------------------- header & people
@@ -196,11 +242,16 @@ def _read_fields(text: str, parsed: Parsed) -> None:
 
 
 def _line_start(text: str, pos: int, floor: int) -> int:
-    """Start of the line holding ``pos`` (a line ends at CR, LF or form feed), not before floor."""
+    """Start of the line holding ``pos`` (a line ends at CR, LF or form feed), not before floor.
+
+    Each separator is searched only after the nearest one found so far, so the cost is the
+    line's length: searching all three back to ``floor`` costs the whole text for a separator
+    the letter never uses (no CR in a PDF's text), once per line walked.
+    """
     best = floor
     for sep in ("\n", "\r", "\f"):
-        i = text.rfind(sep, floor, pos)
-        if i + 1 > best:
+        i = text.rfind(sep, best, pos)
+        if i != -1:
             best = i + 1
     return best
 
@@ -258,9 +309,7 @@ def _decision_value(word: str) -> str:
     return "partial" if word.lower().startswith("partially") else word.lower()
 
 
-def _parse_imr_issues(text: str, parsed: Parsed) -> None:
-    section = IMR_ISSUES.search(text)
-    assert section is not None
+def _parse_imr_issues(text: str, section: re.Match[str], parsed: Parsed) -> None:
     body = section.end()
     set_forth = SET_FORTH.search(text, body, body + 400)
     if set_forth:
@@ -423,9 +472,21 @@ def _imr_partial(text: str, floor: int, block: ItemBlock, parsed: Parsed, index:
 # --------------------------------------------------------------------------- maximus-2015
 
 
-def _parse_maximus(text: str, parsed: Parsed) -> None:
-    section = MAXIMUS_DECISIONS.search(text)
-    assert section is not None
+def _sections(marks: dict[str, re.Match[str] | None], stop: int) -> dict[str, Span]:
+    """Each found label's section: from its end to the next label (of any kind) or ``stop``.
+
+    Sections may come in any order; a section never runs over another label, so every span
+    is ordered whatever the order of the labels.
+    """
+    found = sorted((m.start(), m.end(), name) for name, m in marks.items() if m is not None)
+    spans = {}
+    for index, (_, end, name) in enumerate(found):
+        nxt = found[index + 1][0] if index + 1 < len(found) else stop
+        spans[name] = (end, max(end, nxt))
+    return spans
+
+
+def _parse_maximus(text: str, section: re.Match[str], parsed: Parsed) -> None:
     heads = list(MAXIMUS_ITEM.finditer(text, section.end()))
     # The numbered summary states each decision: "... the requested X is not medically necessary".
     summary = {
@@ -443,16 +504,17 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
             decision=None,
             decision_inferred=True,
         )
-        ca = MAXIMUS_CA.search(text, head.end(), stop)
-        mx = MAXIMUS_MX.search(text, head.end(), stop)
-        dr = MAXIMUS_DR.search(text, head.end(), stop)
-        if ca:
-            block.ca = _trim(text, ca.end(), mx.start() if mx else dr.start() if dr else stop)
-        if mx:
-            block.mx = _trim(text, mx.end(), dr.start() if dr else stop)
-        if dr:
-            block.rationale = _trim(text, dr.end(), stop)
-        else:
+        sections = _sections(
+            {
+                "ca": MAXIMUS_CA.search(text, head.end(), stop),
+                "mx": MAXIMUS_MX.search(text, head.end(), stop),
+                "rationale": MAXIMUS_DR.search(text, head.end(), stop),
+            },
+            stop,
+        )
+        for name, (start, end) in sections.items():
+            setattr(block, name, _trim(text, start, end))
+        if "rationale" not in sections:
             parsed.notes.append(
                 Note(
                     FlagCode.MISSING_SECTION,
@@ -471,23 +533,23 @@ def _parse_maximus(text: str, parsed: Parsed) -> None:
 # --------------------------------------------------------------------------- mpr-2013
 
 
-def _parse_mpr(text: str, parsed: Parsed) -> None:
-    issue = MPR_ISSUE.search(text)
-    assert issue is not None
-    marks = [
-        p.search(text, issue.end())
-        for p in (MPR_SUMMARY, MPR_DOCS, MPR_GUIDELINES, MPR_RATIONALE, MPR_QUALIFICATIONS)
-    ]
-    found = [m for m in marks if m]
-    next_start = min((m.start() for m in found), default=len(text))
+def _parse_mpr(text: str, issue: re.Match[str], parsed: Parsed) -> None:
+    marks = {
+        name: pattern.search(text, issue.end())
+        for name, pattern in (
+            ("summary", MPR_SUMMARY),
+            ("documents", MPR_DOCS),
+            ("mx", MPR_GUIDELINES),
+            ("rationale", MPR_RATIONALE),
+            ("qualifications", MPR_QUALIFICATIONS),
+        )
+    }
+    next_start = min((m.start() for m in marks.values() if m), default=len(text))
     heading = _trim(text, issue.end(), next_start)
     # A multi-line issue block may number its items; otherwise it is one item.
     block = ItemBlock(block_start=issue.start(), heading=heading, decision=None, decision_inferred=True)
-    guide, rationale, quals = marks[2], marks[3], marks[4]
-    if guide:
-        stop = min((m.start() for m in found if m.start() > guide.start()), default=len(text))
-        block.mx = _trim(text, guide.end(), stop)
-    if rationale:
-        stop = min((m.start() for m in found if m.start() > rationale.start()), default=len(text))
-        block.rationale = _trim(text, rationale.end(), quals.start() if quals else stop)
+    sections = _sections(marks, len(text))
+    for name in ("mx", "rationale"):
+        if name in sections:
+            setattr(block, name, _trim(text, *sections[name]))
     parsed.items.append(block)

@@ -9,10 +9,10 @@ linear pass (regex scans), so a 3 MB letter costs milliseconds per megabyte, not
 
 from __future__ import annotations
 
+import bisect
 import re
 from array import array
 from dataclasses import dataclass
-from functools import lru_cache
 
 #: Glyphs that retyping or extraction swap for their ASCII twins.
 GLYPHS = str.maketrans(
@@ -45,14 +45,20 @@ GLYPHS = str.maketrans(
 _KEPT = re.compile(r"[^\s\-\u00a0\u2007\u202f\ufffe\u00ad\u2010-\u2014]+")
 
 #: Page furniture: running headers/footers that sit next to a page break inside a paragraph.
+#: One line ("- 3 -", "Page 2 of 5", "CM16-0230651"). Linear by construction: the page-number
+#: part never crosses a line end (a ``\s*`` there let every line of a long blank run rescan the
+#: run), and every alternative starts with a non-blank, so no two blank runs compete.
 FURNITURE_LINE = re.compile(
-    r"^[ \t\f]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|-?\s*\d{1,3}\s*-?)[ \t]*\r?$",
+    r"^[ \t\f]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|(?:-[ \t]*)?\d{1,3}(?:[ \t]*-)?)[ \t]*\r?$",
     re.MULTILINE | re.IGNORECASE,
 )
+#: A furniture line that is furniture anywhere, not only next to a page break.
+PAGE_N_OF = re.compile(r"page\s+\d+\s+(?:of|/)", re.IGNORECASE)
 #: How far from a form feed a line may be and still count as page furniture.
 FURNITURE_REACH = 200
 
 _WS = re.compile(r"\s+")
+_FORM_FEED = re.compile("\f")
 
 
 def collapse(text: str) -> str:
@@ -61,13 +67,21 @@ def collapse(text: str) -> str:
 
 
 def furniture_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of page-furniture lines near page breaks (or everywhere, for 'Page N of M')."""
+    """Spans of page-furniture lines near page breaks (or everywhere, for 'Page N of M').
+
+    Linear: page breaks are looked up by bisection and the text's first and last non-blank
+    offsets are computed once, so no match copies or rescans the text around it.
+    """
+    breaks = [m.start() for m in _FORM_FEED.finditer(text)]
+    first = len(text) - len(text.lstrip())
+    last = len(text.rstrip())
     spans = []
     for m in FURNITURE_LINE.finditer(text):
-        line = m.group(0)
-        near_break = "\f" in text[max(0, m.start() - FURNITURE_REACH) : m.end() + FURNITURE_REACH]
-        at_edge = not text[m.end() :].strip() or not text[: m.start()].strip()
-        if near_break or at_edge or re.search(r"page\s+\d+\s+(?:of|/)", line, re.IGNORECASE):
+        lo, hi = max(0, m.start() - FURNITURE_REACH), m.end() + FURNITURE_REACH
+        at = bisect.bisect_left(breaks, lo)
+        near_break = at < len(breaks) and breaks[at] < hi
+        at_edge = m.end() >= last or m.start() <= first
+        if near_break or at_edge or PAGE_N_OF.search(text, m.start(), m.end()):
             spans.append((m.start(), m.end()))
     return spans
 
@@ -123,31 +137,31 @@ _ABBREVIATIONS = re.compile(
 )
 
 
-def _open_quote(fragment: str) -> bool:
-    """True when ``fragment`` has an unclosed double quote (straight or curly)."""
-    straight = fragment.count('"') % 2 == 1
-    curly = fragment.count("\u201c") > fragment.count("\u201d")
-    return straight or curly
-
-
-@lru_cache(maxsize=256)
 def sentences(text: str, start: int, end: int) -> tuple[tuple[int, int], ...]:
     """Sentence spans inside ``text[start:end]`` (offsets into ``text``), whitespace-trimmed.
 
-    Cached: the rules backend asks for one rationale's sentences several times (conclusion,
-    quotes, summary), and Python caches a string's hash, so the lookup is cheap.
+    A period inside an open double quote (straight or curly) does not end the sentence. The
+    quote counts are carried forward from one candidate end to the next, never recounted from
+    the sentence start, so a quote left open over thousands of sentences stays linear. Not
+    cached: callers that need one rationale's sentences several times compute them once (a
+    cache keyed by whole letters held hundreds of megabytes).
     """
     spans: list[tuple[int, int]] = []
-    cursor = start
-    segment = text[start:end]
-    for m in _SENTENCE_END.finditer(segment):
-        stop = start + m.end()
-        if _ABBREVIATIONS.search(text[max(cursor, stop - 8) : stop]):
+    cursor = counted = start
+    straight = opened = closed = 0
+    for m in _SENTENCE_END.finditer(text, start, end):
+        stop = m.end()
+        if _ABBREVIATIONS.search(text[max(cursor, stop - 8) : stop]):  # an 8-character window
             continue
-        if _open_quote(text[cursor:stop]):
+        straight += text.count('"', counted, stop)
+        opened += text.count("\u201c", counted, stop)
+        closed += text.count("\u201d", counted, stop)
+        counted = stop
+        if straight % 2 == 1 or opened > closed:
             continue  # a period inside a quoted request does not end the sentence
         spans.append((cursor, stop))
         cursor = stop
+        straight = opened = closed = 0
     spans.append((cursor, end))
     trimmed = []
     for s, e in spans:

@@ -8,17 +8,23 @@ cache only ever holds verified results without error flags.
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import Any, Protocol
 
 from . import layout, rules
 from .cache import cache_key, open_cache
 from .classify import enrich
-from .errors import UnknownBackendError
+from .errors import ExtractionError, InternalExtractionError, UnknownBackendError
 from .ingest import Letter, LetterInput, load
 from .layout import Parsed
-from .schema import Determination
+from .schema import Determination, Flag, FlagCode
 from .verify import verify
+
+log = logging.getLogger(__name__)
+
+#: Characters of an unexpected exception's message kept in the internal error's one line.
+CAUSE_MAX_CHARS = 300
 
 
 class Backend(Protocol):
@@ -36,9 +42,13 @@ class RulesBackend:
     name = "rules"
     cacheable = False
 
-    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Reject options before any work: a wrong call is the caller's TypeError, not a letter's."""
         if options:
             raise TypeError(f"the rules backend takes no options, got: {', '.join(sorted(options))}")
+
+    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
+        self.check_options(options)
         return rules.build(letter, parsed)
 
     def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
@@ -94,8 +104,16 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
     LLM backends take ``model``, ``base_url``, ``api_key``, ``mode`` (tools, json_schema, json,
     md_json), ``strategy`` (per-item, whole-letter), ``cache`` (default True), ``cache_dir``,
     ``timeout``, ``max_retries``, ``max_reasks``, ``max_tokens``, ``temperature``, ``log_prompts``.
+
+    Whatever the letter holds, the outcome is a Determination or a typed ``ExtractionError``: an
+    unexpected exception inside parsing, a backend or the verifier (a bug) is re-raised as
+    :class:`InternalExtractionError` (code ``internal``) naming the cause, with the original
+    exception chained and logged at DEBUG, so an unattended pipeline records it and moves on.
     """
     chosen = get_backend(backend)
+    check = getattr(chosen, "check_options", None)
+    if check is not None:
+        check(options)
     use_cache = bool(options.pop("cache", True)) and chosen.cacheable
     cache_dir = options.pop("cache_dir", None)
     loaded = load(letter)
@@ -106,8 +124,32 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
         hit = store.get(key, loaded)
         if hit is not None:
             return hit
-    parsed = layout.parse(loaded.text)
-    result = verify(enrich(chosen.run(loaded, parsed, **options), loaded), loaded)
+    try:
+        parsed = layout.parse(loaded.text)
+        result = verify(enrich(chosen.run(loaded, parsed, **options), loaded), loaded)
+        if loaded.replaced:
+            result = result.model_copy(update={"flags": [*result.flags, _replaced_flag(loaded)]})
+    except ExtractionError:
+        raise
+    except Exception as err:  # the last resort: a bug must still end in a typed error
+        log.debug("internal error extracting %s", loaded.name or "a letter", exc_info=True)
+        raise InternalExtractionError(
+            f"internal error ({type(err).__name__}: {str(err)[:CAUSE_MAX_CHARS]}); please report it with the letter",
+            source=loaded.name,
+        ) from err
     if store is not None and key is not None:
         store.put(key, result)
     return result
+
+
+def _replaced_flag(letter: Letter) -> Flag:
+    """Ingest replaced lone surrogates (see ``ingest.REPLACEMENT_CHAR``): say so, once per letter."""
+    at = letter.first_replaced
+    return Flag(
+        code=FlagCode.INVALID_CHARACTERS,
+        severity="warning",
+        start=at,
+        end=None if at is None else at + 1,
+        message=f"{letter.replaced:,} lone surrogate code point(s) (not valid Unicode: a lossy decode?) "
+        "were replaced by U+FFFD, one for one, so offsets are unchanged",
+    )

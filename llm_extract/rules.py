@@ -8,6 +8,9 @@ conclusion, a letter that stops mid-item, a guideline sentence it could not read
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .citations import parse_section
@@ -58,6 +61,11 @@ FINDING_WORDS = re.compile(
     r"\b(?:no|lack|without|absence|exceed\w*|fail\w*|documentation|documented|evidence|records?)\b", _F
 )
 TERMINAL = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
+#: Characters of a rejected value quoted in its flag message.
+WRITTEN_MAX_CHARS = 80
+
+SentenceSpans = tuple[tuple[int, int], ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 def build(letter: Letter, parsed: Parsed) -> Determination:
@@ -83,25 +91,28 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         if found is not None:
             spans[f"patient.{field}"] = found.span
     for index, block in enumerate(parsed.items):
-        item, item_flags, item_spans = _item(text, block, index)
+        item, item_flags, item_spans = _item(letter, block, index)
         items.append(item)
         flags += item_flags
         spans.update((f"items.{index}.{field}", span) for field, span in item_spans.items())
     if parsed.items:
         flags += _truncation(text, parsed)
     header = {name: f.value for name, f in letter_fields.header.items()}
+    people = {name: found.value for name in ("age", "sex") if (found := getattr(letter_fields, name)) is not None}
+    lists = {"licensure": letter_fields.licensure, "specialties": letter_fields.specialties}
+    case = _checked(Case, header, text, spans, flags)
+    reviewer = _checked(Reviewer, {name: [f.value for f in found] for name, found in lists.items()}, text, spans, flags)
+    patient = _checked(Patient, people, text, spans, flags)
     return Determination(
-        case=Case(**header),
-        reviewer=Reviewer(
-            licensure=[f.value for f in letter_fields.licensure],
-            specialties=[f.value for f in letter_fields.specialties],
-        ),
-        patient=Patient(
-            age=letter_fields.age.value if letter_fields.age else None,
-            sex=letter_fields.sex.value if letter_fields.sex else None,
-        ),
+        case=case,
+        reviewer=reviewer,
+        patient=patient,
         items=items,
-        evidence={path: Grounding(text=text[s:e], start=s, end=e) for path, (s, e) in spans.items()},
+        # offsets, page and tier are known here; the verifier confirms them (or corrects them)
+        evidence={
+            path: Grounding(text=text[s:e], start=s, end=e, page=letter.page_of(s), match="exact", score=100.0)
+            for path, (s, e) in spans.items()
+        },
         flags=flags,
         source=SourceInfo(
             sha256=letter.sha256,
@@ -116,6 +127,41 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
     )
 
 
+def _checked(model: type[M], values: dict[str, Any], text: str, spans: dict[str, tuple[int, int]], flags: list[Flag]) -> M:
+    """``model(**values)``, where every value the model rejects becomes its default plus a flag.
+
+    The parser reads what the letter states; the model says what is possible. A rejected value is
+    never a crash and never a guess: it is left out (null), its evidence is dropped, and a
+    ``value_out_of_range`` flag names the field and the value as the letter writes it.
+    """
+    try:
+        return model(**values)
+    except ValidationError as err:
+        problems: dict[str, str] = {}
+        for error in err.errors():
+            if error["loc"]:
+                problems.setdefault(str(error["loc"][0]), error["msg"])
+    section = model.__name__.lower()
+    for name, why in problems.items():
+        path = f"{section}.{name}"
+        span = spans.get(path) or spans.get(f"{path}.0")
+        written = collapse(text[span[0] : span[1]]) if span else repr(values.get(name))
+        if len(written) > WRITTEN_MAX_CHARS:
+            written = written[: WRITTEN_MAX_CHARS - 1] + "\u2026"
+        for key in [k for k in spans if k == path or k.startswith(f"{path}.")]:
+            del spans[key]
+        flags.append(
+            Flag(
+                code=FlagCode.VALUE_OUT_OF_RANGE,
+                severity="warning",
+                start=span[0] if span else None,
+                end=span[1] if span else None,
+                message=f"{path}: the letter states {written!r}, which is out of range ({why}); left null",
+            )
+        )
+    return model(**{name: value for name, value in values.items() if name not in problems})
+
+
 def _truncation(text: str, parsed: Parsed) -> list[Flag]:
     """A letter that stops mid-item: the last rationale is missing, unfinished or inconclusive."""
     last, index = parsed.items[-1], len(parsed.items) - 1
@@ -126,16 +172,21 @@ def _truncation(text: str, parsed: Parsed) -> list[Flag]:
 
     if last.rationale is None:
         return truncated("error", "the letter stops before the last item's rationale")
-    if TERMINAL.search(text[last.rationale[0] : last.rationale[1]]):
+    if TERMINAL.search(text, last.rationale[0], last.rationale[1]):
         return []
     if conclusion(text, last.rationale) is None:
         return truncated("error", "the letter stops mid-sentence, before the last rationale reaches a conclusion")
     return truncated("warning", "the last rationale does not end with a full stop; the letter may be cut short")
 
 
-def conclusion(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
-    """The sentence of a rationale that states its conclusion (the last one about necessity)."""
-    spans = sentences(text, *span)
+def conclusion(
+    text: str, span: tuple[int, int], spans: SentenceSpans | None = None
+) -> tuple[int, int] | None:
+    """The sentence of a rationale that states its conclusion (the last one about necessity).
+
+    ``spans`` are the rationale's sentences when the caller has them already.
+    """
+    spans = sentences(text, *span) if spans is None else spans
     for pattern in (NECESSITY, WEAK_CONCLUSION):
         found = [
             s for s in spans if pattern.search(text, s[0], s[1]) and not BOILERPLATE.search(text, s[0], s[1])
@@ -151,8 +202,10 @@ def polarity(sentence: str) -> str:
     return "upheld" if NEGATIVE.search(plain) else "overturned"
 
 
-def _item(text: str, block: ItemBlock, index: int) -> tuple[Item, list[Flag], dict[str, tuple[int, int]]]:
-    """The item, its flags, and the span each of its stated values was read from."""
+def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag], dict[str, tuple[int, int]]]:
+    """The item, its flags, and the span each of its stated values was read from. Quotes and
+    citations carry offsets, page and tier, so the verifier confirms them without copying."""
+    text = letter.text
     flags: list[Flag] = []
     decision = block.decision
     spans: dict[str, tuple[int, int]] = {"item": block.heading}
@@ -174,7 +227,8 @@ def _item(text: str, block: ItemBlock, index: int) -> tuple[Item, list[Flag], di
         )
         rationale = None
     else:
-        concl = conclusion(text, block.rationale)
+        sentence_spans = sentences(text, *block.rationale)
+        concl = conclusion(text, block.rationale, sentence_spans)
         if concl is None:
             flags.append(
                 Flag(
@@ -219,11 +273,11 @@ def _item(text: str, block: ItemBlock, index: int) -> tuple[Item, list[Flag], di
                         f"{collapse(text[concl[0] : concl[1]])!r}",
                     )
                 )
-        quotes = _quotes(text, block.rationale, concl)
-        summary = _summary(text, block.rationale, concl, decision)
+        quotes = _quotes(letter, sentence_spans, concl)
+        summary = _summary(text, block.rationale, sentence_spans, concl)
     citations = {}
     for field, span in (("claims_administrator_guideline", block.ca), ("maximus_guideline", block.mx)):
-        parsed = parse_section(text, span)
+        parsed = parse_section(text, span, letter.pages)
         citations[field] = parsed.citations
         for s, e in parsed.unparsed:
             flags.append(
@@ -259,9 +313,10 @@ def _item(text: str, block: ItemBlock, index: int) -> tuple[Item, list[Flag], di
     return item, flags, spans
 
 
-def _quotes(text: str, span: tuple[int, int], concl: tuple[int, int] | None) -> list[Quote]:
+def _quotes(letter: Letter, spans: SentenceSpans, concl: tuple[int, int] | None) -> list[Quote]:
+    text = letter.text
     chosen: list[tuple[int, int]] = []
-    candidates = [s for s in sentences(text, *span) if s != concl and s[1] - s[0] <= MAX_QUOTE_CHARS]
+    candidates = [s for s in spans if s != concl and s[1] - s[0] <= MAX_QUOTE_CHARS]
     for pattern in (GUIDELINE_WORDS, FINDING_WORDS):
         for s in candidates:
             if s not in chosen and pattern.search(text, s[0], s[1]):
@@ -270,14 +325,14 @@ def _quotes(text: str, span: tuple[int, int], concl: tuple[int, int] | None) -> 
     chosen = sorted(chosen[: MAX_RULE_QUOTES - 1])
     if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
         chosen.append(concl)
-    return [Quote(text=text[s:e], start=s, end=e) for s, e in chosen]
+    return [
+        Quote(text=text[s:e], start=s, end=e, page=letter.page_of(s), match="exact", score=100.0) for s, e in chosen
+    ]
 
 
-def _summary(text: str, span: tuple[int, int], concl: tuple[int, int] | None, decision: str | None) -> str:
+def _summary(text: str, span: tuple[int, int], spans: SentenceSpans, concl: tuple[int, int] | None) -> str:
     """Extractive: the key finding, then the conclusion, within SUMMARY_MAX_CHARS."""
-    finding = next(
-        (s for s in sentences(text, *span) if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None
-    )
+    finding = next((s for s in spans if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None)
     parts = [collapse(text[s[0] : s[1]]) for s in (finding, concl) if s]
     summary = " ".join(parts) or collapse(text[span[0] : span[1]])
     if len(summary) > SUMMARY_MAX_CHARS:

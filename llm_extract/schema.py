@@ -13,13 +13,16 @@ from enum import Enum
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .taxonomy import categories, is_valid, subcategories
 
 SCHEMA_VERSION = "1.0"
 #: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
 MAX_AGE = 130
+#: Years a letter's dates may have; outside them a date is a misread (``value_out_of_range``).
+DATE_MIN_YEAR = 1900
+DATE_MAX_YEAR = 2100
 
 Decision = Literal["upheld", "overturned", "partial"]
 GuidelineSource = Literal["MTUS", "ODG", "ACOEM", "other"]
@@ -69,6 +72,8 @@ class FlagCode(str, Enum):
     SEX_INCONSISTENT = "sex_inconsistent"
     CATEGORY_UNKNOWN = "category_unknown"
     DRUG_UNKNOWN = "drug_unknown"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    INVALID_CHARACTERS = "invalid_characters"
 
 
 class Stated:
@@ -219,6 +224,14 @@ class Case(_Strict):
     ur_denial_date: Annotated[dt.date | None, STATED] = None
     priority: Annotated[str | None, STATED] = None
     application_received: Annotated[dt.date | None, STATED] = None
+
+    @field_validator("date_assigned", "date_of_injury", "decision_date", "ur_denial_date", "application_received")
+    @classmethod
+    def _plausible_year(cls, value: dt.date | None) -> dt.date | None:
+        """A real date in year 201 or 9999 is a misread, not a letter's date (rules: null + flag)."""
+        if value is not None and not DATE_MIN_YEAR <= value.year <= DATE_MAX_YEAR:
+            raise ValueError(f"year {value.year} is outside {DATE_MIN_YEAR}-{DATE_MAX_YEAR}")
+        return value
 
 
 class Reviewer(_Strict):
