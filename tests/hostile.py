@@ -148,6 +148,14 @@ def partial_heading(size: int) -> str:
     return SEED[:at] + heading + SEED[end:]
 
 
+def long_item_heading(size: int) -> str:
+    """One item whose heading is a single huge line of treatment words, asides and drug names."""
+    at = _heading_start(SEED)
+    end = SEED.index("Claims Administrator guideline:")
+    heading = fill("(PT) physical therapy massage Norco 10mg #60 x 2 ", size) + ":  Upheld\n"
+    return SEED[:at] + heading + SEED[end:]
+
+
 def maximus_repeated_items(size: int) -> str:
     unit = "1) Regarding the request for physical therapy and \n"
     summary = "1) MAXIMUS Federal Services, Inc. has determined the request for x " * 20
@@ -184,6 +192,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "punctuation runs": punctuation_runs,
     "many citations": many_citations,
     "partial heading with long runs": partial_heading,
+    "one huge item heading": long_item_heading,
     "maximus: repeated item prefixes": maximus_repeated_items,
     "mpr: repeated section labels": mpr_shuffled_sections,
     "label soup": label_soup,

@@ -24,8 +24,16 @@ _real_extract = pipeline.extract
 KINDS = ("sigkill", "abort", "segfault", "exit", "hang")
 
 
+#: Seconds a misbehaving letter works before it crashes. A worker that dies within a few
+#: milliseconds of sending its previous letter's result can make pebble blame that earlier
+#: letter (its result is still queued when the death is noticed, so it looks still running),
+#: which these tests are not about; real letters take longer than this to crash a worker.
+CRASH_AFTER_S = 0.3
+
+
 def misbehave(kind: str) -> None:
     faulthandler.disable()  # pytest's, inherited by the fork: a crash here is meant, not worth a stack dump
+    time.sleep(CRASH_AFTER_S)
     if kind == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "abort":
