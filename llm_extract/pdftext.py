@@ -62,6 +62,8 @@ MAX_IDLE_WORKERS = 4
 MAX_JOBS_PER_WORKER = 1000
 #: Seconds a new child may take to start and import pypdfium2 (on top of the job's wall limit).
 STARTUP_GRACE_S = 30.0
+#: Largest value a limit may take (``setrlimit`` takes 64-bit values; beyond this is "no limit").
+MAX_LIMIT = 1 << 62
 
 _WORKER_SCRIPT = str(Path(__file__).with_name("pdfworker.py"))
 #: Runs the worker file without importing the llm_extract package (and without the current
@@ -90,8 +92,8 @@ class PdfLimits:
         memory = _env_number(MEMORY_ENV)
         cpu = _env_number(TIMEOUT_ENV)
         return cls(
-            memory_bytes=int(memory * 1024 * 1024) if memory else PDF_MEMORY_LIMIT_BYTES,
-            cpu_seconds=cpu or PDF_TIME_LIMIT_S,
+            memory_bytes=min(int(memory * 1024 * 1024), MAX_LIMIT) if memory else PDF_MEMORY_LIMIT_BYTES,
+            cpu_seconds=min(cpu, MAX_LIMIT) if cpu else PDF_TIME_LIMIT_S,
         )
 
     def describe(self) -> str:
@@ -170,18 +172,25 @@ class _Worker:
         most = limits.max_chars * 4 + 4096
         while True:
             kind, payload = self._frame(deadline, most)
-            if kind == b"N":
-                count = int(payload)
-            elif kind == b"P":
-                pages.append(payload.decode("utf-8", "surrogatepass"))
-            elif kind == b"D":
-                if count is None or len(pages) != count:
-                    raise _Broken("the sandbox answered out of order")
-                return pages
-            elif kind == b"E":
-                raise _child_error(json.loads(payload), limits)
-            else:
-                raise _Broken(f"the sandbox sent an unknown frame {kind!r}")
+            try:
+                if kind == b"N":
+                    count = int(payload)
+                elif kind == b"P":
+                    pages.append(payload.decode("utf-8", "surrogatepass"))
+                elif kind == b"D":
+                    if count is None or len(pages) != count:
+                        raise _Broken("the sandbox answered out of order")
+                    return pages
+                elif kind == b"E":
+                    error = json.loads(payload)
+                    if not isinstance(error, dict):
+                        raise TypeError(error)
+                else:
+                    raise _Broken(f"the sandbox sent an unknown frame {kind!r}")
+            except (ValueError, TypeError):  # a garbled frame: the child is not to be trusted again
+                raise _Broken("the sandbox sent a garbled reply") from None
+            if kind == b"E":
+                raise _child_error(error, limits)
 
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
