@@ -2,7 +2,11 @@
 
 The text is kept exactly as extracted (CRLF, form feeds, U+FFFE hyphenation marks and all)
 because every offset in the output indexes ``Letter.text``: cleaning it here would make
-``text[start:end]`` disagree with the document a reviewer opens.
+``text[start:end]`` disagree with the document a reviewer opens. The one exception keeps offsets
+intact: a lone surrogate (which no UTF-8 output can hold) becomes U+FFFD, one for one.
+
+Input is hostile until read: a path is read with at most the size limit + 1 byte whatever it
+names, and PDF text comes from a sandboxed child process (:mod:`llm_extract.pdftext`).
 """
 
 from __future__ import annotations
