@@ -276,10 +276,10 @@ def regexes(small: int, large: int, limit: float) -> None:
     worst_all = 0.0
     for name, pattern in patterns:
         examples = _examples(pattern)
-        worst = (0.0, "-")
+        worst = (0.0, "-", "")
+        anchored = name in MATCH_ONLY
         for example in examples:
             a, b = near_misses(example, small), near_misses(example, large)
-            anchored = name in MATCH_ONLY
             for shape in a:
                 t_a = timed(lambda p=pattern, s=a[shape], m=anchored: scan(p, s, m), limit, repeat=3)
                 t_b = (
@@ -289,10 +289,22 @@ def regexes(small: int, large: int, limit: float) -> None:
                 )
                 growth = t_b / t_a if 0 < t_a < float("inf") else float("inf")
                 if t_b > 0.003 and growth > worst[0]:
-                    worst = (growth, shape)
+                    worst = (growth, shape, example)
+        verdict = "-" if not examples else "PASS"
+        note = worst[1]
+        if examples and worst[0] > GOAL_RATIO * 2:
+            # a worst-of-36 growth on a shared machine is often a noise spike: confirm it at 4x the
+            # large size, where linear means ~4x and quadratic ~16x (2x slack for the noise)
+            shape, example = worst[1], worst[2]
+            base = near_misses(example, large)[shape]
+            more = near_misses(example, large * 4)[shape]
+            t_b = timed(lambda p=pattern, s=base, m=anchored: scan(p, s, m), limit, repeat=3)
+            t_c = timed(lambda p=pattern, s=more, m=anchored: scan(p, s, m), limit, repeat=3)
+            again = t_c / t_b if 0 < t_b < float("inf") else float("inf")
+            verdict = "PASS" if again <= 4 * 2 else "FAIL"  # quadratic: 16x
+            note = f"{shape}; confirmed at {large * 4 / 1e3:,.0f} kB: {again:.1f}x for 4x"
         worst_all = max(worst_all, worst[0])
-        verdict = "-" if not examples else ("PASS" if worst[0] <= GOAL_RATIO * 2 else "FAIL")
-        print(f"  {name:34s} {worst[0]:7.1f}x  {verdict:4s}  {worst[1]}")
+        print(f"  {name:34s} {worst[0]:7.1f}x  {verdict:4s}  {note}")
     print(f"  worst growth over all regexes: {worst_all:.1f}x (timer noise on a shared machine shows up here)")
 
 
