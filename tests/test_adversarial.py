@@ -13,6 +13,7 @@ import signal
 import stat
 import threading
 import time
+import timeit
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -20,9 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import PDFS, pdf
 from hostile import PDF_BOMBS, SHAPES, broken_page_tree, form_fan_out, text_pdf
+from test_properties import outcome
 
 from llm_extract import (
-    Determination,
     ExtractionError,
     InputTooLargeError,
     LetterNotFoundError,
@@ -64,24 +65,8 @@ def run_bounded(fn, seconds: float):  # noqa: ANN001, ANN201
         signal.signal(signal.SIGALRM, previous)
 
 
-def outcome(text: str | bytes) -> Determination | None:
-    """extract(): a result that survives a JSON round trip, or a typed one-line error."""
-    try:
-        result = extract(text)
-    except ExtractionError as err:
-        assert str(err) and "\n" not in str(err)
-        return None
-    assert Determination.model_validate_json(result.model_dump_json()) == result
-    return result
-
-
 def best_time(fn, repeat: int) -> float:  # noqa: ANN001
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
