@@ -51,6 +51,10 @@ LETTER_TIMEOUT_S: dict[str, float] = {"rules": 120.0, "openai": 900.0, "local": 
 DEFAULT_LLM_LETTER_TIMEOUT_S = 900.0
 #: A pool that broke as a whole (not through one letter) is restarted and its letters retried this often.
 POOL_RETRIES = 1
+#: Runs a letter gets after its worker died before it is recorded ``worker_crashed``: the pool may
+#: blame a letter whose result was still in flight when its worker died on the *next* letter (or the
+#: OOM killer may have picked the worker at random), so a letter is convicted only by a second death.
+CRASH_RETRIES = 1
 _HASH_CHUNK = 1024 * 1024
 _GLOB_CHARS = "*?["
 
@@ -200,6 +204,13 @@ class _ProcessRunner:
             self.pool = self._new_pool()
         return self.pool.schedule(extract_one, args=(letter, backend, options), timeout=self.budget)
 
+    @staticmethod
+    def died(exc: BaseException) -> bool:
+        """Whether ``exc`` says the worker process died (not that the letter ran out of time)."""
+        from pebble import ProcessExpired
+
+        return isinstance(exc, ProcessExpired)
+
     def settle(self, letter: Any, exc: BaseException) -> BatchError | None:
         from pebble import ProcessExpired
 
@@ -210,7 +221,7 @@ class _ProcessRunner:
                 letter,
                 WORKER_CRASHED,
                 f"{_name(letter)}: the worker process died ({_exit_reason(exc.exitcode)}) while extracting "
-                "this letter; it was replaced",
+                "this letter, also on a second try in a fresh worker; it was replaced",
             )
         return None
 
@@ -283,13 +294,17 @@ def _exit_reason(code: int | None) -> str:
 
 def _settle(runner: Any, letter: Any, future: Future, resubmit: Callable[[], Future]) -> Outcome:
     """The future's outcome; what went wrong around the letter (not in it) becomes its record."""
-    retries = POOL_RETRIES
+    retries, crash_retries = POOL_RETRIES, CRASH_RETRIES
     while True:
         try:
             return future.result()
         except (KeyboardInterrupt, GeneratorExit):
             raise
         except BaseException as exc:
+            if isinstance(runner, _ProcessRunner) and runner.died(exc) and crash_retries > 0:
+                crash_retries -= 1  # one death may be another letter's: a fresh worker tries it again
+                future = resubmit()
+                continue
             known = runner.settle(letter, exc)
             if known is not None:
                 return known

@@ -4,7 +4,7 @@
 it (the rules backend's pool forks its workers when a batch starts). A letter named
 ``*-sigkill.txt`` kills its worker, ``*-abort.txt`` aborts it (SIGABRT, as pdfium does on some
 PDF bombs), ``*-segfault.txt`` dereferences NULL, ``*-exit.txt`` calls ``os._exit(3)``,
-``*-hang.txt`` never returns; any other letter is extracted for real.
+``*-hang.txt`` never returns, ``*-once.txt`` kills its worker on its first run only; any other letter is extracted for real.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ def extract(letter: Any, **kwargs: Any) -> Any:
     kind = stem.rsplit("-", 1)[-1]
     if kind in KINDS:
         misbehave(kind)
+    if kind == "once":  # ``*-once.txt``: kills its worker the first time only (a marker file beside it remembers)
+        marker = Path(str(letter)).with_suffix(".crashed")
+        if not marker.exists():
+            marker.touch()
+            misbehave("sigkill")
     return _real_extract(letter, **kwargs)
 
 

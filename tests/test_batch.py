@@ -183,6 +183,19 @@ def test_crashed_and_hung_workers_fail_only_their_own_letters(hostile: list[Path
     assert elapsed < 60  # the hung letter was stopped at its budget, not waited for
 
 
+def test_a_letter_whose_worker_died_once_gets_its_result_from_a_fresh_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "extract", misbehaving.extract)
+    once = tmp_path / "letter-once.txt"
+    shutil.copy(SEEDS[0], once)
+    outcomes = list(extract_many([PDFS[0], once, PDFS[1]], jobs=2, timeout=10))
+    assert once.with_suffix(".crashed").exists()  # its first worker really died
+    assert outcomes == [extract(PDFS[0]), extract(SEEDS[0]).model_copy(
+        update={"source": extract(SEEDS[0]).source.model_copy(update={"name": str(once)})}
+    ), extract(PDFS[1])]
+
+
 def test_a_crash_with_one_job_is_isolated_too(hostile: list[Path]) -> None:
     outcomes = list(extract_many([hostile[0], SEEDS[0], hostile[1]], jobs=1, timeout=5))
     assert [type(o).__name__ for o in outcomes] == ["BatchError", "Determination", "BatchError"]
