@@ -3,15 +3,16 @@
 Why pure: the same numbers must come out of the CLI, the tests and any notebook, and a metric
 that cannot be computed on a hand-made three-line case cannot be trusted to gate a release.
 
-**Item alignment.** Within one letter, predicted and gold items are paired one-to-one by the
-similarity of their headings: rapidfuzz ``fuzz.token_sort_ratio`` on casefolded,
-whitespace-collapsed text with pdfium's U+FFFE hyphenation mark read as ``-``. Pairs scoring at
-least :data:`ITEM_MATCH_THRESHOLD` (80) are candidates; they are taken greedily by descending
-score (ties: earlier gold item, then earlier predicted item), each item used at most once. A
-matched pair is a true positive, an unmatched predicted item a false positive, an unmatched gold
-item a false negative. Every per-item metric (decision, partial fields, citations, conclusion)
-is computed on the matched pairs; an unmatched gold item counts as wrong wherever the metric is
-"over gold items".
+**Comparisons.** Every rule that says two things are the same lives in
+:mod:`llm_extract.compare`, shared with the cross-check, the LLM validators and the reviewer page:
+items are paired one-to-one by :func:`~llm_extract.compare.align_items` (rapidfuzz
+``token_sort_ratio`` on collapsed, casefolded headings, at least ``ITEM_MATCH_THRESHOLD`` = 80,
+taken greedily by descending score); titles by ``fuzz.ratio`` on letters and digits (at least
+``TITLE_MATCH_THRESHOLD`` = 85); pages without whitespace and with dashes folded; a conclusion is
+grounded by the predicted ``Item.conclusion`` overlapping the gold sentence. A matched pair is a
+true positive, an unmatched predicted item a false positive, an unmatched gold item a false
+negative. Every per-item metric (decision, partial fields, citations, conclusion) is computed on
+the matched pairs; an unmatched gold item counts as wrong wherever the metric is "over gold items".
 
 **Confidence intervals.** Letters, not items, are the unit of sampling (items of one letter share
 a layout and a reviewer, so they are not independent). Each metric is a function of counts
@@ -27,25 +28,39 @@ import operator
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rapidfuzz import fuzz
-
 from evals.gold import GoldCitation, GoldLetter
-from llm_extract.crosscheck import ITEM_MATCH_THRESHOLD, align_items, greedy_pairs  # noqa: F401  (re-exported)
-from llm_extract.schema import Citation, Determination, Grounding, Item, stated_values
+from llm_extract.compare import (
+    CITATION_PARTS,
+    LETTER_SECTIONS,
+    align_items,
+    alnum_key,
+    citation_values,
+    compare_citations,
+    compare_titles,
+    drug_name,
+    item_agreement,
+    letter_value,
+)
+from llm_extract.normalize import FURNITURE_LINE, GLYPHS, collapse
+from llm_extract.schema import (
+    CITATION_FIELDS,
+    Citation,
+    Determination,
+    Grounding,
+    Item,
+    Quote,
+    held,
+    stated_values,
+)
 
-#: Lowest fuzz.ratio (0-100) at which a predicted citation title is the gold title.
-TITLE_MATCH_THRESHOLD = 85.0
 #: Bootstrap resamples of the letters, and the seed that makes the intervals reproducible.
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 20240917
 CI_LEVEL = 0.95
-#: A predicted quote lying inside the gold conclusion grounds it only if it covers at least this
-#: share of the conclusion ("medically necessary" alone does not ground a conclusion).
-CONCLUSION_MIN_SHARE = 0.5
 #: Characters of letter text shown around a mismatch: this many before the span, the rest after.
 CONTEXT_CHARS = 160
 CONTEXT_BEFORE = 60
@@ -53,21 +68,9 @@ CONTEXT_BEFORE = 60
 VOUCHED_TIERS = ("exact", "normalized")
 MATCH_TIERS = ("exact", "normalized", "fuzzy", "none")
 
-GUIDELINE_FIELDS = ("claims_administrator_guideline", "maximus_guideline")
-GUIDELINE_SHORT = {"claims_administrator_guideline": "claims_administrator", "maximus_guideline": "maximus"}
-CITATION_PARTS = ("sources", "titles", "pages")
+#: Short names of the guideline fields in metric names (``citation_titles.maximus``).
+GUIDELINE_SHORT = {field: field.removesuffix("_guideline") for field in CITATION_FIELDS}
 PARTIAL_FIELDS = ("original_request", "authorized")
-CASE_FIELDS = (
-    "case_number",
-    "date_assigned",
-    "date_of_injury",
-    "decision_date",
-    "ur_denial_date",
-    "priority",
-    "application_received",
-)
-REVIEWER_FIELDS = ("licensure", "specialties")
-PATIENT_FIELDS = ("age", "sex")
 #: The pooled metric each letter-level section's fields also count towards.
 SECTION_METRIC = {"case": "header", "reviewer": "reviewer", "patient": "patient"}
 
@@ -79,80 +82,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "count": ("count",),
 }
 
-_WS = re.compile(r"\s+")
-_NON_ALNUM = re.compile(r"[\W_]+")
-_HYPHENS = "-\ufffe\u00ad\u2010\u2011\u2012\u2013\u2014"
-#: Running headers/footers a quote may legitimately span (its words are judged without them).
-_FURNITURE = re.compile(
-    r"^[ \t]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|-?\s*\d{1,3}\s*-?)[ \t]*\r?$",
-    re.MULTILINE | re.IGNORECASE,
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Normalisation and alignment
-# --------------------------------------------------------------------------------------------
-
-
-def collapse(text: str) -> str:
-    """Whitespace runs to one space and U+FFFE read as '-': how GUIDE.md says labels are copied."""
-    return _WS.sub(" ", text.replace("\ufffe", "-").replace("\u00a0", " ")).strip()
-
-
-def title_key(text: str | None) -> str:
-    """Titles compare on letters and digits only ("Low Back" == "low-back"), casefolded."""
-    return _NON_ALNUM.sub("", (text or "").casefold())
-
-
-def alnum_fold(text: str) -> str:
-    """Letters and digits only, casefolded: the words of a text in order, nothing else."""
-    return _NON_ALNUM.sub("", text.casefold())
-
-
-# --------------------------------------------------------------------------------------------
-# Set comparisons
-# --------------------------------------------------------------------------------------------
-
-
-def compare_sets(gold: Iterable[str], predicted: Iterable[str]) -> tuple[int, int, int]:
-    """(tp, fp, fn) of two sets."""
-    g, p = set(gold), set(predicted)
-    return len(g & p), len(p - g), len(g - p)
-
-
-def compare_titles(
-    gold: Iterable[str | None], predicted: Iterable[str | None], threshold: float = TITLE_MATCH_THRESHOLD
-) -> tuple[int, int, int]:
-    """(tp, fp, fn) of two title sets; a predicted title matches an unmatched gold title by fuzz.ratio."""
-    g = sorted({title_key(t) for t in gold} - {""})
-    p = sorted({title_key(t) for t in predicted} - {""})
-    pairs = greedy_pairs(
-        ((fuzz.ratio(gt, pt), gi, pi) for gi, gt in enumerate(g) for pi, pt in enumerate(p)), threshold
-    )
-    return len(pairs), len(p) - len(pairs), len(g) - len(pairs)
-
-
-def page_key(page: str) -> str:
-    return _WS.sub("", page.replace("\ufffe", "-"))
-
-
-def citation_values(citations: Sequence[GoldCitation] | Sequence[Citation], part: str) -> list[str | None]:
-    """The values of one citation part (sources, titles, pages) a guideline field holds."""
-    if part == "sources":
-        return [c.source for c in citations]
-    if part == "titles":
-        return [c.title for c in citations]
-    return [page_key(p) for c in citations for p in c.pages]
-
-
-def compare_citations(
-    gold: Sequence[GoldCitation], predicted: Sequence[Citation], part: str
-) -> tuple[int, int, int]:
-    """(tp, fp, fn) of one guideline field of one matched item, compared as sets."""
-    g, p = citation_values(gold, part), citation_values(predicted, part)
-    if part == "titles":
-        return compare_titles(g, p)
-    return compare_sets([x for x in g if x], [x for x in p if x])
+#: Each ASCII character :func:`collapse` folds to, with the glyphs it stands for (what
+#: :func:`locate` accepts in the letter for it).
+_TWINS: dict[str, str] = {}
+for _code, _ascii in GLYPHS.items():
+    if len(_ascii) == 1:
+        _TWINS[_ascii] = _TWINS.get(_ascii, _ascii) + chr(_code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +206,8 @@ def _add(counts: dict[str, tuple[float, ...]], name: str, values: Sequence[float
 
 
 def locate(text: str, needle: str | None, start: int = 0) -> int | None:
-    """Offset of ``needle`` in the raw letter text, tolerant of line breaks, case and U+FFFE."""
+    """Offset of ``needle`` in the raw letter text, tolerant of line breaks, case and the glyph
+    twins :func:`collapse` folds (curly quotes, dashes, U+FFFE)."""
     needle = collapse(needle or "")
     if not needle or not text:
         return None
@@ -279,8 +215,10 @@ def locate(text: str, needle: str | None, start: int = 0) -> int | None:
     for ch in needle:
         if ch == " ":
             parts.append(r"\s+")
-        elif ch in _HYPHENS:
-            parts.append(f"[{_HYPHENS}]\\s*")
+        elif ch == "-":
+            parts.append(f"[{re.escape(_TWINS[ch])}]\\s*")
+        elif ch in _TWINS:
+            parts.append(f"[{re.escape(_TWINS[ch])}]")
         else:
             parts.append(re.escape(ch))
     m = re.compile("".join(parts), re.IGNORECASE).search(text, start)
@@ -290,12 +228,12 @@ def locate(text: str, needle: str | None, start: int = 0) -> int | None:
 
 
 def context(text: str, offset: int | None) -> str:
-    """About :data:`CONTEXT_CHARS` characters of letter text around ``offset``, collapsed."""
+    """About :data:`CONTEXT_CHARS` characters of letter text around ``offset``, whitespace collapsed."""
     if not text or offset is None:
         return ""
     lo = max(0, offset - CONTEXT_BEFORE)
     hi = min(len(text), lo + CONTEXT_CHARS)
-    snippet = collapse(text[lo:hi])
+    snippet = " ".join(text[lo:hi].split())  # shown as written, whitespace collapsed
     return ("\u2026" if lo > 0 else "") + snippet + ("\u2026" if hi < len(text) else "")
 
 
@@ -342,15 +280,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _header_value(value: Any) -> Any:
-    """Header values compare as ISO dates / collapsed strings."""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return collapse(value) or None
-    return value
-
-
 def quote_in_letter(quote: str, letter_collapsed: str, letter_words: str) -> bool:
     """Is the quote really in the letter? Checked independently of the verifier.
 
@@ -363,13 +292,13 @@ def quote_in_letter(quote: str, letter_collapsed: str, letter_words: str) -> boo
         return False
     if collapsed in letter_collapsed:
         return True
-    words = alnum_fold(quote)
+    words = alnum_key(quote)
     return bool(words) and words in letter_words
 
 
 def letter_folds(text: str) -> tuple[str, str]:
     """The two forms of the letter :func:`quote_in_letter` searches."""
-    return collapse(text), alnum_fold(_FURNITURE.sub(" ", text))
+    return collapse(text), alnum_key(FURNITURE_LINE.sub(" ", text))
 
 
 def evidence_in_letter(text: str, g: Grounding | None) -> bool:
@@ -381,21 +310,7 @@ def evidence_in_letter(text: str, g: Grounding | None) -> bool:
     if not 0 <= g.start < g.end <= len(text):
         return False
     there = text[g.start : g.end]
-    return there == g.text or (bool(alnum_fold(g.text)) and alnum_fold(there) == alnum_fold(g.text))
-
-
-def conclusion_grounded(conclusion: str, quotes: Iterable[str]) -> bool:
-    """Does some predicted quote overlap the gold conclusion sentence (collapsed text)?"""
-    gold = collapse(conclusion)
-    for q in quotes:
-        quote = collapse(q)
-        if not quote:
-            continue
-        if gold in quote:
-            return True
-        if quote in gold and len(quote) >= CONCLUSION_MIN_SHARE * len(gold):
-            return True
-    return False
+    return there == g.text or (bool(alnum_key(g.text)) and alnum_key(there) == alnum_key(g.text))
 
 
 def _mismatch(
@@ -455,45 +370,28 @@ def _citation_offset(
     return pred_item.heading.start if pred_item.heading else None
 
 
-def drug_key(name: str | None) -> frozenset[str]:
-    """A drug's ingredients as a set: "hydrocodone/acetaminophen" is "acetaminophen/hydrocodone"."""
-    return frozenset(part.strip().lower() for part in (name or "").split("/") if part.strip())
-
-
 def _score_request(
-    counts: dict[str, tuple[float, ...]], mm: list, letter: str, g: Any, p: Item | None, text: str, where: int | None
+    counts: dict[str, tuple[float, ...]],
+    mm: list,
+    letter: str,
+    g: Any,
+    p: Item,
+    agree: dict[str, bool | None],
+    text: str,
+    where: int | None,
 ) -> None:
-    """Category, subcategory and drug name of one gold item that carries those labels.
-
-    Over matched items only (an unmatched gold item is already counted by the item metrics);
-    subcategory counts as right only with the right category (names repeat across categories);
-    drug names compare as sets of ingredients, so the order of a combination's names is free.
-    """
-    gold_category = getattr(g, "category", None)
-    if p is None or gold_category is None:
-        return
-    pairs = (
-        ("category", gold_category, p.category, p.category == gold_category),
-        (
-            "subcategory",
-            getattr(g, "subcategory", None),
-            p.subcategory,
-            (p.category, p.subcategory) == (gold_category, getattr(g, "subcategory", None)),
-        ),
-    )
-    for metric, gv, pv, right in pairs:
-        if gv is None:
+    """Category, subcategory and drug name of one matched gold item that carries those labels
+    (an unmatched gold item is already counted by the item metrics). The rules are
+    :func:`~llm_extract.compare.item_agreement`'s: subcategory is right only with the right
+    category (names repeat across categories); drug names compare as sets of ingredients."""
+    predicted = {"category": p.category, "subcategory": p.subcategory, "drug": drug_name(p)}
+    for metric, field_name in (("category", "category"), ("subcategory", "subcategory"), ("drug", "drug.name")):
+        right = agree[metric]
+        if right is None:
             continue
         _add(counts, metric, [int(right), 1])
         if not right:
-            mm.append(_mismatch(letter, metric, metric, g.item, gv, pv, text, where))
-    gold_drug = getattr(g, "drug", None)
-    if gold_drug:
-        predicted = p.drug.name if p.drug is not None else None
-        right = drug_key(predicted) == drug_key(gold_drug)
-        _add(counts, "drug", [int(right), 1])
-        if not right:
-            mm.append(_mismatch(letter, "drug", "drug.name", g.item, gold_drug, predicted, text, where))
+            mm.append(_mismatch(letter, metric, field_name, g.item, getattr(g, metric), predicted[metric], text, where))
 
 
 def _citation_repr(citations: Sequence[GoldCitation] | Sequence[Citation], part: str) -> list[str]:
@@ -530,51 +428,41 @@ def score_letter(result: LetterResult) -> LetterScore:
             offset = p.heading.start if p.heading else locate(text, p.item)
             mm.append(_mismatch(name, "extra_item", "item", p.item, None, p.item, text, offset))
 
-    # Per gold item: decision, partial fields, citations, conclusion.
+    # Per gold item: decision, request labels, partial fields, conclusion, citations. Whether a
+    # field agrees is item_agreement's answer (the reviewer page marks the same rows different).
     for gi, g in enumerate(gold.items):
         p = pred_items[gold_to_pred[gi]] if gi in gold_to_pred else None
+        agree = item_agreement(g, p) if p is not None else {}
         where = (p.heading.start if p is not None and p.heading else None) or locate(text, g.item)
         if p is not None:
-            verbatim = collapse(p.item) == collapse(g.item)
-            _add(counts, "item_headings", [int(verbatim), 1])
-            if not verbatim:
+            _add(counts, "item_headings", [int(agree["item"]), 1])
+            if not agree["item"]:
                 mm.append(_mismatch(name, "item_heading", "item", g.item, g.item, p.item, text, where))
-        correct = p is not None and p.decision == g.decision
+        correct = p is not None and bool(agree["decision"])
         _add(counts, "decisions", [int(correct), 1])
         _add(counts, "decisions.matched", [int(correct), int(p is not None)])
         if p is not None and not correct:
             mm.append(_mismatch(name, "decision", "decision", g.item, g.decision, p.decision, text, where))
-        _score_request(counts, mm, name, g, p, text, where)
+        if p is not None:
+            _score_request(counts, mm, name, g, p, agree, text, where)
         for fname in PARTIAL_FIELDS:
             gv = getattr(g, fname)
             pv = getattr(p, fname) if p is not None else None
-            same = gv is not None and pv is not None and collapse(gv) == collapse(pv)
-            if gv is not None:
-                _add(counts, fname, [int(same), 1])
-            else:
-                _add(counts, fname, [0, 0])
+            same = bool(agree.get(fname))
+            _add(counts, fname, [int(same), 1] if gv is not None else [0, 0])
             if p is not None and (gv is not None or pv is not None) and not same:
                 offset = locate(text, gv or pv) if (gv or pv) else where
                 mm.append(_mismatch(name, "partial_field", fname, g.item, gv, pv, text, offset or where))
         if g.conclusion is not None:
-            hit = p is not None and conclusion_grounded(g.conclusion, [q.text for q in p.quotes])
+            hit = p is not None and bool(agree["conclusion"])
             _add(counts, "conclusion_grounding", [int(hit), 1])
             if p is not None and not hit:
-                mm.append(
-                    _mismatch(
-                        name,
-                        "conclusion",
-                        "quotes",
-                        g.item,
-                        g.conclusion,
-                        [collapse(q.text) for q in p.quotes],
-                        text,
-                        locate(text, g.conclusion),
-                    )
-                )
+                predicted = collapse(p.conclusion.text) if p.conclusion is not None else None
+                offset = locate(text, g.conclusion)
+                mm.append(_mismatch(name, "conclusion", "conclusion", g.item, g.conclusion, predicted, text, offset))
         if p is None:
             continue
-        for fname in GUIDELINE_FIELDS:
+        for fname in CITATION_FIELDS:
             gc, pc = getattr(g, fname), getattr(p, fname)
             for part in CITATION_PARTS:
                 tp, fp, fn = compare_citations(gc, pc, part)
@@ -596,19 +484,10 @@ def score_letter(result: LetterResult) -> LetterScore:
                     )
 
     # Header, reviewer, patient: accuracy over letters where either side has a value.
-    for section, fields in (
-        ("case", CASE_FIELDS),
-        ("reviewer", REVIEWER_FIELDS),
-        ("patient", PATIENT_FIELDS),
-    ):
+    for section, fields in LETTER_SECTIONS.items():
         for fname in fields:
-            gv = getattr(getattr(gold, section), fname)
-            pv = getattr(getattr(pred, section), fname) if pred is not None else None
-            if section == "reviewer":
-                gv = [collapse(x) for x in gv] or None
-                pv = [collapse(x) for x in pv] if pv else None
-            else:
-                gv, pv = _header_value(gv), _header_value(pv)
+            gv = letter_value(getattr(getattr(gold, section), fname))
+            pv = letter_value(getattr(getattr(pred, section), fname)) if pred is not None else None
             key = f"{section}.{fname}"
             if gv is None and pv is None:
                 _add(counts, key, [0, 0])
@@ -651,7 +530,7 @@ def score_letter(result: LetterResult) -> LetterScore:
     if pred is not None:
         letter_collapsed, letter_words = letter_folds(text)
         for p in pred.items:
-            for q in p.quotes:
+            for q in held(p, Quote):
                 total_quotes += 1
                 score.quote_tiers[q.match] += 1
                 if q.match in VOUCHED_TIERS and not quote_in_letter(q.text, letter_collapsed, letter_words):
@@ -726,12 +605,10 @@ def metric_specs() -> list[MetricSpec]:
         for fname, short in GUIDELINE_SHORT.items():
             label = "claims administrator" if fname.startswith("claims") else "MAXIMUS"
             specs.append(MetricSpec(f"citation_{part}.{short}", "prf", f"Citation {part} ({label})"))
-    specs.append(MetricSpec("header", "accuracy", "Header fields (all)"))
-    specs += [MetricSpec(f"case.{f}", "accuracy", f"Header {f}") for f in CASE_FIELDS]
-    specs.append(MetricSpec("reviewer", "accuracy", "Reviewer fields (all)"))
-    specs += [MetricSpec(f"reviewer.{f}", "accuracy", f"Reviewer {f}") for f in REVIEWER_FIELDS]
-    specs.append(MetricSpec("patient", "accuracy", "Patient fields (all)"))
-    specs += [MetricSpec(f"patient.{f}", "accuracy", f"Patient {f}") for f in PATIENT_FIELDS]
+    for section, fields in LETTER_SECTIONS.items():
+        label = SECTION_METRIC[section].capitalize()
+        specs.append(MetricSpec(SECTION_METRIC[section], "accuracy", f"{label} fields (all)"))
+        specs += [MetricSpec(f"{section}.{f}", "accuracy", f"{label} {f}") for f in fields]
     specs.append(MetricSpec("evidence", "accuracy", "Stated values with evidence in the letter"))
     specs.append(MetricSpec("evidence_missing", "count", "Stated values without evidence", False))
     specs.append(MetricSpec("conclusion_grounding", "accuracy", "Conclusion grounded by a quote"))

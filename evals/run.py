@@ -31,9 +31,7 @@ import llm_extract
 from evals.gold import GOLD_DIR, LETTERS_DIR, GoldItem, GoldLetter
 from evals.make_text_variants import VARIANTS_DIRNAME, variant_path
 from evals.metrics import (
-    ITEM_MATCH_THRESHOLD,
     LetterResult,
-    collapse,
     flag_summary,
     letter_id,
     score_letter,
@@ -50,6 +48,7 @@ from evals.report import (
     write_all,
 )
 from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
+from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, heading_key
 from llm_extract.redact import redact_url
 
 DEFAULT_BACKEND = "rules"
@@ -192,18 +191,6 @@ class Verdict(BaseModel):
     verdict: str
 
 
-ITEM_FIELDS = (
-    "item",
-    "decision",
-    "original_request",
-    "authorized",
-    "conclusion",
-    "claims_administrator_guideline",
-    "maximus_guideline",
-)
-LETTER_SECTIONS = ("case", "reviewer", "patient")
-
-
 def load_verdicts(path: Path) -> list[Verdict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -234,10 +221,13 @@ def _find_gold(golds: dict[str, GoldLetter], name: str) -> str:
 def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> tuple[list[GoldLetter], int]:
     """Fold every ``correct`` verdict into a copy of the gold (in memory only); returns the count used.
 
-    Item fields (``decision``, ``original_request``, ``authorized``, ``conclusion``, the two
-    guideline lists, or ``item`` to rename) name the gold item by its heading. ``field: "item"``
-    with ``value: null`` removes that gold item; with ``item: null`` and a gold-item object as
-    ``value`` it adds one. Letter fields are ``case.<name>``, ``reviewer.<name>``, ``patient.<name>``.
+    The fields are :data:`llm_extract.compare.ITEM_FIELDS` and ``LETTER_FIELDS`` (the reviewer
+    page offers the same). Item fields (``decision``, ``original_request``, ``authorized``,
+    ``conclusion``, the two guideline lists, ``category``, ``subcategory``, ``drug``, or ``item``
+    to rename) name the gold item by its heading, compared as item names are
+    (:func:`~llm_extract.compare.heading_key`). ``field: "item"`` with ``value: null`` removes that
+    gold item; with ``item: null`` and a gold-item object as ``value`` it adds one. Letter fields
+    are ``case.<name>``, ``reviewer.<name>``, ``patient.<name>``.
     """
     by_letter = {g.letter: g.model_dump() for g in golds}
     models = {g.letter: g for g in golds}
@@ -248,10 +238,8 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
         key = _find_gold(models, v.letter)
         data = by_letter[key]
         where = f"verdict {n} ({v.letter}, {v.field})"
-        if "." in v.field:
+        if v.field in LETTER_FIELDS:
             section, name = v.field.split(".", 1)
-            if section not in LETTER_SECTIONS or name not in data[section]:
-                raise UsageError(f"{where}: unknown field {v.field!r}")
             data[section][name] = v.value
         elif v.field in ITEM_FIELDS:
             items = data["items"]
@@ -262,8 +250,8 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
                     )
                 items.append(v.value)
             else:
-                wanted = collapse(v.item).casefold()
-                matches = [i for i, it in enumerate(items) if collapse(it["item"]).casefold() == wanted]
+                wanted = heading_key(v.item)
+                matches = [i for i, it in enumerate(items) if heading_key(it["item"]) == wanted]
                 if not matches:
                     raise UsageError(f"{where}: no gold item {v.item!r} in {key}")
                 index = matches[0]

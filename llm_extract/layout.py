@@ -39,6 +39,8 @@ ITEM_NAME_MAX_CHARS = 500
 _F = re.IGNORECASE
 DECISION_WORD = r"(?:Partially\s+(?:Upheld|Overturned)|Upheld|Overturned)"
 DECISION_TAIL = re.compile(r":[\s\u00a0]*(" + DECISION_WORD + r")[\s.\u00a0]*\Z", _F)
+#: Text that ends with a finished sentence (a line that cannot run on into a heading; a rationale
+#: that was not cut short: rules.py's truncation check).
 SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
 
 IMR_ISSUES = re.compile(r"IMR\s+ISSUES(?:\s*,\s+|\s+)DECISIONS\s+AND\s+RATIONALES", _F)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from . import __version__
 from .citations import parse_section
 from .ingest import Letter
-from .layout import ItemBlock, Parsed
+from .layout import SENTENCE_END, ItemBlock, Parsed
 from .normalize import collapse, sentences
 from .schema import (
     Case,
@@ -34,7 +34,7 @@ from .schema import (
 
 #: A rules summary is extractive; it is cut to this length so it never becomes the rationale.
 SUMMARY_MAX_CHARS = 300
-#: Quotes per item: the conclusion plus up to two supporting sentences.
+#: Quotes per item: the conclusion (``Item.conclusion``) plus up to two supporting sentences (``Item.quotes``).
 MAX_RULE_QUOTES = 3
 #: A sentence longer than this is a paragraph glued together, not a quotable sentence.
 MAX_QUOTE_CHARS = 600
@@ -60,7 +60,6 @@ GUIDELINE_WORDS = re.compile(r"\b(?:MTUS|ODG|ACOEM|guidelines?|recommend\w*)\b",
 FINDING_WORDS = re.compile(
     r"\b(?:no|lack|without|absence|exceed\w*|fail\w*|documentation|documented|evidence|records?)\b", _F
 )
-TERMINAL = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
 #: Characters of a rejected value quoted in its flag message.
 WRITTEN_MAX_CHARS = 80
 
@@ -172,7 +171,7 @@ def _truncation(text: str, parsed: Parsed) -> list[Flag]:
 
     if last.rationale is None:
         return truncated("error", "the letter stops before the last item's rationale")
-    if TERMINAL.search(text, last.rationale[0], last.rationale[1]):
+    if SENTENCE_END.search(text, last.rationale[0], last.rationale[1]):
         return []
     if conclusion(text, last.rationale) is None:
         return truncated("error", "the letter stops mid-sentence, before the last rationale reaches a conclusion")
@@ -212,6 +211,7 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
     if block.decision_span is not None:
         spans["decision"] = block.decision_span
     quotes: list[Quote] = []
+    concluding = None
     summary = None
     rationale = Span(start=block.rationale[0], end=block.rationale[1]) if block.rationale else None
     if block.rationale is None or block.rationale[0] >= block.rationale[1]:
@@ -274,6 +274,8 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
                     )
                 )
         quotes = _quotes(letter, sentence_spans, concl)
+        if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
+            concluding = _quote(letter, *concl)
         summary = _summary(text, block.rationale, sentence_spans, concl)
     citations = {}
     for field, span in (("claims_administrator_guideline", block.ca), ("maximus_guideline", block.mx)):
@@ -307,6 +309,7 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
         heading=Span(start=block.heading[0], end=block.heading[1]),
         rationale_summary=summary,
         rationale=rationale,
+        conclusion=concluding,
         quotes=quotes,
         **citations,
     )
@@ -314,6 +317,7 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
 
 
 def _quotes(letter: Letter, spans: SentenceSpans, concl: tuple[int, int] | None) -> list[Quote]:
+    """The supporting quotes: a sentence citing the guidelines, then one stating a finding."""
     text = letter.text
     chosen: list[tuple[int, int]] = []
     candidates = [s for s in spans if s != concl and s[1] - s[0] <= MAX_QUOTE_CHARS]
@@ -323,11 +327,12 @@ def _quotes(letter: Letter, spans: SentenceSpans, concl: tuple[int, int] | None)
                 chosen.append(s)
                 break
     chosen = sorted(chosen[: MAX_RULE_QUOTES - 1])
-    if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
-        chosen.append(concl)
-    return [
-        Quote(text=text[s:e], start=s, end=e, page=letter.page_of(s), match="exact", score=100.0) for s, e in chosen
-    ]
+    return [_quote(letter, s, e) for s, e in chosen]
+
+
+def _quote(letter: Letter, start: int, end: int) -> Quote:
+    """The letter's sentence at ``[start, end)`` as a quote, already grounded (the verifier confirms it)."""
+    return Quote(text=letter.text[start:end], start=start, end=end, page=letter.page_of(start), match="exact", score=100.0)
 
 
 def _summary(text: str, span: tuple[int, int], spans: SentenceSpans, concl: tuple[int, int] | None) -> str:

@@ -11,13 +11,14 @@ import datetime as dt
 from collections.abc import Iterator
 from enum import Enum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .taxonomy import categories, is_valid, subcategories
 
 SCHEMA_VERSION = "1.0"
+_T = TypeVar("_T")
 #: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
 MAX_AGE = 130
 #: Years a letter's dates may have; outside them a date is a misread (``value_out_of_range``).
@@ -188,9 +189,14 @@ class Item(_Strict):
         default=None, description="Why the reviewer decided as they did, in one short sentence."
     )
     rationale: Span | None = None
+    conclusion: Quote | None = Field(
+        default=None,
+        description="The rationale's sentence that states the conclusion (whether the request is medically "
+        "necessary), verbatim; null when the rationale states none.",
+    )
     quotes: list[Quote] = Field(
         default_factory=list,
-        description="Verbatim sentences of the rationale that support the decision, the conclusion first.",
+        description="Other verbatim sentences of the rationale that support the decision (not the conclusion).",
     )
     category: Annotated[Category | None, STATED] = Field(
         default=None, description="DWC request category (the DWC's own taxonomy); null when nothing fits."
@@ -310,6 +316,34 @@ class Determination(_Strict):
 
     def flags_for(self, item: int) -> list[Flag]:
         return [f for f in self.flags if f.item == item]
+
+
+def fields_of(model: type[BaseModel], kind: type) -> tuple[str, ...]:
+    """Names of ``model``'s fields that hold a ``kind`` (alone, optional or in a list), in order.
+
+    How code finds citations or quotes by type instead of listing field names by hand.
+    """
+    return tuple(name for name, info in model.model_fields.items() if _holds(info.annotation, kind))
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, kind):
+        return True
+    return any(_holds(arg, kind) for arg in get_args(annotation))
+
+
+def held(model: BaseModel, kind: type[_T]) -> list[_T]:
+    """Every ``kind`` that ``model``'s own fields hold (alone or listed), in field order: an item's
+    quotes are ``held(item, Quote)`` (its conclusion, then its supporting quotes)."""
+    out: list[_T] = []
+    for name in fields_of(type(model), kind):
+        value = getattr(model, name)
+        out += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, kind)]
+    return out
+
+
+#: The item's guideline lists (claims administrator's, MAXIMUS's), found by type.
+CITATION_FIELDS = fields_of(Item, Citation)
 
 
 @cache

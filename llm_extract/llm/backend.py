@@ -28,11 +28,13 @@ from instructor.core import InstructorRetryException
 from pydantic import BaseModel
 
 from .. import __version__, rules
-from ..crosscheck import align_items, crosscheck
+from ..compare import item_pairs
+from ..crosscheck import crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
 from ..normalize import collapse
 from ..schema import (
+    CITATION_FIELDS,
     Citation,
     Determination,
     Flag,
@@ -149,9 +151,7 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
     another date) gets none, and the verifier flags it ``evidence_missing``: the model's own
     evidence is not asked for yet.
     """
-    index = {
-        pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])
-    }
+    index = item_pairs([i.item for i in result.items], [i.item for i in baseline.items])
     parser_values = dict(stated_values(baseline))
     carried = {}
     for path, value in stated_values(result):
@@ -164,6 +164,13 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
         if source in baseline.evidence and parser_values.get(source) == value:
             carried[path] = baseline.evidence[source]
     return carried
+
+
+def _conclusion_and_quotes(answered: list[str]) -> dict[str, Any]:
+    """``Item.conclusion`` and ``Item.quotes`` from the model's quotes: the views ask for the
+    conclusion first (``views.QUOTES_DESCRIPTION``), the rest support it."""
+    quotes = [Quote(text=text) for text in answered]
+    return {"conclusion": quotes[0] if quotes else None, "quotes": quotes[1:]}
 
 
 def _people(baseline: Determination) -> tuple[Any, Any, Any]:
@@ -266,9 +273,9 @@ class _Session:
             update: dict[str, Any] = {
                 "decision": answer["decision"],
                 "rationale_summary": answer["rationale_summary"],
-                "quotes": [Quote(text=q["text"]) for q in answer["quotes"] or []],
+                **_conclusion_and_quotes([q["text"] for q in answer["quotes"] or []]),
             }
-            for field in ("claims_administrator_guideline", "maximus_guideline"):
+            for field in CITATION_FIELDS:
                 if field in asked:  # otherwise the parser's citations stand
                     update[field] = [Citation(**c) for c in answer[field] or []]
             items.append(known.model_copy(update=update))
@@ -284,12 +291,14 @@ class _Session:
     def items_from(self, draft: BaseModel | None, baseline: Determination | None) -> list[Item]:
         if draft is None:
             return []
-        by_name = {collapse(i.item).lower(): i for i in baseline.items} if baseline else {}
+        drafted = draft.items  # type: ignore[attr-defined]
+        # the parser's item each drafted item is (the cross-check's pairing rule), for its rationale span
+        paired = item_pairs([d.item for d in drafted], [i.item for i in baseline.items]) if baseline else {}
         items = []
-        for d in draft.items:  # type: ignore[attr-defined]
+        for index, d in enumerate(drafted):
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
-            known = by_name.get(collapse(d.item).lower())
+            known = baseline.items[paired[index]] if baseline and index in paired else None
             items.append(
                 Item(
                     item=collapse(d.item),
@@ -303,7 +312,7 @@ class _Session:
                     maximus_guideline=[Citation(**c.model_dump()) for c in d.maximus_guideline],
                     rationale_summary=d.rationale_summary,
                     rationale=known.rationale if known else None,
-                    quotes=[Quote(text=q.text) for q in d.quotes],
+                    **_conclusion_and_quotes([q.text for q in d.quotes]),
                 )
             )
         return items

@@ -13,22 +13,19 @@ raise, and instructor re-asks the model with those reasons.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
 from pydantic.fields import FieldInfo
-from rapidfuzz import fuzz
 
+from ..compare import item_pairs, page_in_letter
 from ..normalize import collapse
-from ..schema import Case, Citation, Item, Patient, Quote, Reviewer
+from ..schema import CITATION_FIELDS, Case, Citation, Item, Patient, Quote, Reviewer
 
 #: Fields only the verifier sets.
 VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
 #: Quotes must be found at least this well to pass (fuzzy matches are re-asked).
 ACCEPTED_TIERS = {"exact", "normalized"}
-#: A model item matches a parser item when their names are at least this similar (rapidfuzz 0-100).
-ITEM_NAME_THRESHOLD = 80
 #: Problems listed in one re-ask message.
 MAX_PROBLEMS = 12
 #: Bounded output: these limits are in the JSON Schema the model fills, so a grammar-constrained
@@ -93,12 +90,21 @@ _NESTED = {
     "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
-_BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
+#: The model answers the conclusion as its first quote; the backend moves it to ``Item.conclusion``.
+QUOTES_DESCRIPTION = "Verbatim sentences of the rationale that support the decision, the conclusion first."
+_BOUNDS = {
+    "rationale_summary": {"max_length": SUMMARY_MAX_CHARS},
+    "quotes": {"max_length": MAX_QUOTES, "description": QUOTES_DESCRIPTION},
+}
 #: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
 ENRICHED_FIELDS = {"category", "subcategory", "drug"}
-ItemDraft = view(Item, "ItemDraft", drop={"heading", "rationale"} | ENRICHED_FIELDS, retype=_NESTED, bound=_BOUNDS)
+#: Filled by the backend from the answer (the conclusion is the first quote), never asked for.
+ANSWER_FIELDS = {"conclusion"}
+ItemDraft = view(
+    Item, "ItemDraft", drop={"heading", "rationale"} | ENRICHED_FIELDS | ANSWER_FIELDS, retype=_NESTED, bound=_BOUNDS
+)
 #: Per-item strategy: the layout parser names the item; the model fills the rest.
-_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"} | ENRICHED_FIELDS
+_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"} | ENRICHED_FIELDS | ANSWER_FIELDS
 ItemFill = view(Item, "ItemFill", drop=_PER_ITEM_DROP, retype=_NESTED, bound=_BOUNDS, top=True)
 #: Per-item-brief strategy: the parser also supplies the citations (its deterministic citation
 #: grammar); the model fills only decision, summary and quotes. A third of ItemFill's output tokens,
@@ -106,7 +112,7 @@ ItemFill = view(Item, "ItemFill", drop=_PER_ITEM_DROP, retype=_NESTED, bound=_BO
 ItemBrief = view(
     Item,
     "ItemBrief",
-    drop=_PER_ITEM_DROP | {"claims_administrator_guideline", "maximus_guideline"},
+    drop=_PER_ITEM_DROP | set(CITATION_FIELDS),
     retype=_NESTED,
     bound=_BOUNDS,
     top=True,
@@ -121,10 +127,6 @@ LetterDraft = create_model(
     patient=(Patient, Field(default_factory=Patient)),
     items=(list[ItemDraft], Field(description="Every disputed item, in letter order.")),  # type: ignore[valid-type]
 )
-
-
-def _page_in_letter(page: str, text: str) -> bool:
-    return re.search(r"(?<![\d])" + re.escape(page.strip()) + r"(?![\d])", text) is not None
 
 
 def _quote_problems(quotes: list[Any], verifier: Any, where: str) -> list[str]:
@@ -145,7 +147,7 @@ def _citation_problems(citations: list[Any], verifier: Any, text: str, where: st
         if verifier.locate(cit.text).tier == "none":
             out.append(f"{where}: citation text {collapse(cit.text)[:100]!r} is not in the letter")
         for page in cit.pages:
-            if not _page_in_letter(page, text):
+            if not page_in_letter(page, text):
                 out.append(f"{where}: page {page!r} does not appear in the letter")
     return out
 
@@ -161,24 +163,22 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         if want and draft.decision != want:
             problems.append(f"{where}: the letter's heading says {want!r}, not {draft.decision!r}")
         problems += _quote_problems(draft.quotes, verifier, where)
-        for field in ("claims_administrator_guideline", "maximus_guideline"):
+        for field in CITATION_FIELDS:
             problems += _citation_problems(getattr(draft, field, []), verifier, text, f"{where} {field}")
         return problems
-    for index, item in enumerate(draft.items):  # type: ignore[attr-defined]
+    items = draft.items  # type: ignore[attr-defined]
+    # the parser's item each answer item is (the cross-check's and the evaluation's pairing rule)
+    paired = item_pairs([i.item for i in items], [name for name, _ in expected]) if expected else {}
+    for index, item in enumerate(items):
         where = f"item {index + 1} ({collapse(item.item)[:60]!r})"
         if verifier.locate(item.item).tier == "none":
             problems.append(
                 f"{where}: this item is not in the letter; copy item names from the decisions section"
             )
-        if expected:
-            best = max(expected, key=lambda e: fuzz.token_sort_ratio(e[0].lower(), item.item.lower()))
-            if (
-                fuzz.token_sort_ratio(best[0].lower(), item.item.lower()) >= ITEM_NAME_THRESHOLD
-                and best[1]
-                and item.decision != best[1]
-            ):
-                problems.append(f"{where}: the letter's heading says {best[1]!r}, not {item.decision!r}")
+        want = expected[paired[index]][1] if index in paired else None
+        if want and item.decision != want:
+            problems.append(f"{where}: the letter's heading says {want!r}, not {item.decision!r}")
         problems += _quote_problems(item.quotes, verifier, where)
-        for field in ("claims_administrator_guideline", "maximus_guideline"):
+        for field in CITATION_FIELDS:
             problems += _citation_problems(getattr(item, field), verifier, text, f"{where} {field}")
     return problems
