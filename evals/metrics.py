@@ -48,6 +48,7 @@ from llm_extract.compare import (
 from llm_extract.normalize import FURNITURE_LINE, GLYPHS, collapse
 from llm_extract.schema import (
     CITATION_FIELDS,
+    CITATION_SIDES,
     Citation,
     Determination,
     Grounding,
@@ -69,7 +70,7 @@ VOUCHED_TIERS = ("exact", "normalized")
 MATCH_TIERS = ("exact", "normalized", "fuzzy", "none")
 
 #: Short names of the guideline fields in metric names (``citation_titles.maximus``).
-GUIDELINE_SHORT = {field: field.removesuffix("_guideline") for field in CITATION_FIELDS}
+GUIDELINE_SHORT = {field: side for side, field in CITATION_SIDES.items()}
 PARTIAL_FIELDS = ("original_request", "authorized")
 #: The pooled metric each letter-level section's fields also count towards.
 SECTION_METRIC = {"case": "header", "reviewer": "reviewer", "patient": "patient"}
@@ -228,12 +229,12 @@ def locate(text: str, needle: str | None, start: int = 0) -> int | None:
 
 
 def context(text: str, offset: int | None) -> str:
-    """About :data:`CONTEXT_CHARS` characters of letter text around ``offset``, whitespace collapsed."""
+    """About :data:`CONTEXT_CHARS` characters of letter text around ``offset``, collapsed."""
     if not text or offset is None:
         return ""
     lo = max(0, offset - CONTEXT_BEFORE)
     hi = min(len(text), lo + CONTEXT_CHARS)
-    snippet = " ".join(text[lo:hi].split())  # shown as written, whitespace collapsed
+    snippet = collapse(text[lo:hi])
     return ("\u2026" if lo > 0 else "") + snippet + ("\u2026" if hi < len(text) else "")
 
 

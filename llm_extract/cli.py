@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,9 @@ from . import __version__
 from . import cache as result_cache
 from .batch import LETTER_TIMEOUT_S, BatchError, expand, extract_many, is_pattern
 from .errors import ExtractionError, OutputError, OutputUnusableError
-from .outputs import FORMATS, format_for, open_output
+from .outputs import FORMATS, format_for, open_output, write_file
 from .pipeline import BACKENDS
-from .review import review_command
+from .review.command import review_command
 from .schema import Determination, json_schema
 
 EXIT_LETTER_FAILED = 1
@@ -57,15 +56,7 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(out, text)
 
 
 #: Errors that would fail every letter the same way: stop the batch at the first one.

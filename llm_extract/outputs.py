@@ -40,17 +40,13 @@ from typing import Any, BinaryIO, ClassVar
 
 from .batch import INTERNAL, BatchError, Outcome, file_sha256
 from .errors import OutputError, OutputLockedError, OutputUnusableError, OutputWriteError
+from .records import MAX_JSON_DOCUMENT_BYTES, MAX_RECORD_BYTES, record_lines
 from .schema import Determination, Flag
 
-#: A record longer than this is not one of ours (a Determination is tens of kB): kept, never parsed.
-MAX_RECORD_BYTES = 64 * 1024 * 1024
-#: A .json file not in the one-record-per-line layout this module writes is parsed whole, up to this.
-MAX_JSON_DOCUMENT_BYTES = 512 * 1024 * 1024
 #: Problems listed one by one in ``notes``; the rest are counted.
 MAX_NOTES = 10
 #: New output files are private: results quote medical letters.
 FILE_MODE = 0o600
-_SKIP_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -130,23 +126,19 @@ def _parse(line: bytes) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[bytes | None, int, bool]]:
-    """Each line as (its bytes, or None past MAX_RECORD_BYTES; its size; whether a newline ends it).
-
-    Memory stays bounded whatever the file holds: an over-long line is skipped, not read whole.
-    """
-    while True:
-        line = handle.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        if line.endswith(b"\n") or len(line) <= MAX_RECORD_BYTES:
-            yield line, len(line), line.endswith(b"\n")
-            continue
-        size, chunk = len(line), line
-        while chunk and not chunk.endswith(b"\n"):
-            chunk = handle.readline(_SKIP_CHUNK)
-            size += len(chunk)
-        yield None, size, chunk.endswith(b"\n")
+def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` in one step: a new file (mode :data:`FILE_MODE`, since what is
+    written may quote letters) moved over the old one, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -378,7 +370,7 @@ class _LinesFile:
         offset = 0
         try:
             with self.path.open("rb") as handle:
-                for number, (line, size, whole) in enumerate(_lines(handle), start=1):
+                for number, (line, size, whole) in enumerate(record_lines(handle), start=1):
                     record = _parse(line) if line is not None else None
                     if not whole:  # the last line, its newline missing
                         if record is None:
@@ -426,7 +418,7 @@ class _LinesFile:
     def records_in_order(self) -> Iterator[tuple[bytes | None, dict | None]]:
         """Every line (its bytes, or None when over-long) with its record, in file order."""
         with self.path.open("rb") as handle:
-            for line, _size, _whole in _lines(handle):
+            for line, _size, _whole in record_lines(handle):
                 yield line, (_parse(line) if line is not None else None)
 
 
@@ -611,7 +603,7 @@ class JsonOutput(RebuiltOutput):
         if self._in_layout(handle):
             handle.seek(0)
             handle.readline()
-            for line, _size, _whole in _lines(handle):
+            for line, _size, _whole in record_lines(handle):
                 if line == b"]\n":
                     return
                 record = _parse(line.rstrip(b"\n").removesuffix(b",")) if line is not None else None
@@ -635,7 +627,7 @@ class JsonOutput(RebuiltOutput):
         if handle.readline(16) != b"[\n":
             return False
         ended = False
-        for line, _size, whole in _lines(handle):
+        for line, _size, whole in record_lines(handle):
             if ended or line is None or not whole:
                 return False
             if line == b"]\n":

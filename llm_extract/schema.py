@@ -344,6 +344,8 @@ def held(model: BaseModel, kind: type[_T]) -> list[_T]:
 
 #: The item's guideline lists (claims administrator's, MAXIMUS's), found by type.
 CITATION_FIELDS = fields_of(Item, Citation)
+#: Short names of the guideline lists (``claims_administrator``, ``maximus``): table columns, metric names.
+CITATION_SIDES = {field.removesuffix("_guideline"): field for field in CITATION_FIELDS}
 
 
 @cache

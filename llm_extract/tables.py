@@ -22,20 +22,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from .errors import MissingExtraError, ResultsFileError
-from .schema import Case
+from .records import Record, read_records
+from .schema import CITATION_SIDES, Case
 
 ColumnType = Literal["str", "int", "bool", "date", "list"]
 
 #: Lists in a CSV cell ("Chronic Pain | Low Back"): letters' titles, pages and diagnoses never contain it
 #: (diagnoses are split on semicolons, so "; " would not round-trip).
 LIST_SEPARATOR = " | "
-SIDES = {"claims_administrator": "claims_administrator_guideline", "maximus": "maximus_guideline"}
 SOURCES = ("MTUS", "ODG", "ACOEM", "other")
 #: The header's fields as the schema orders them (priority gets its own column after the dates).
 CASE_FIELDS = tuple(name for name in Case.model_fields if name != "priority")
@@ -82,7 +81,7 @@ def _columns() -> tuple[tuple[str, ColumnType, str], ...]:
         ("subcategory", "str", "DWC request subcategory (Pharmaceuticals: the drug class)"),
     ]
     cols += [(f"drug_{name}", kind, f"items[].drug.{name}") for name, kind in DRUG_FIELDS]
-    for side in SIDES:
+    for side in CITATION_SIDES:
         for source in SOURCES:
             key = f"{side}_{source.lower()}"
             cols += [
@@ -127,12 +126,9 @@ def _year(value: Any) -> int | None:
 
 
 def _conclusion(item: dict) -> str | None:
-    """The item's conclusion quote: its ``conclusion`` if the schema has one, else its last quote
-    (the rules backend quotes the conclusion last; the reviewer page reads it the same way)."""
-    if isinstance(item.get("conclusion"), dict):
-        return item["conclusion"].get("text")
-    quotes = item.get("quotes") or []
-    return quotes[-1].get("text") if quotes else None
+    """The text of the item's ``conclusion`` quote (null where the rationale states none)."""
+    conclusion = item.get("conclusion")
+    return conclusion.get("text") if isinstance(conclusion, dict) else None
 
 
 def _blank() -> dict[str, Any]:
@@ -205,7 +201,7 @@ def letter_rows(result: Any) -> list[dict[str, Any]]:
             if name == "ingredients":
                 value = [i.get("name") for i in value or []]
             r[f"drug_{name}"] = _clean_text(value)
-        for side, field in SIDES.items():
+        for side, field in CITATION_SIDES.items():
             cited = item.get(field) or []
             for source_name in SOURCES:
                 mine = [c for c in cited if c.get("source") == source_name]
@@ -407,8 +403,10 @@ RESULT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Rows from a results file: JSON Lines or JSON (as ``llm-extract extract`` writes them), CSV
-    or Parquet (as :func:`write_csv` / :func:`write_parquet` write them)."""
+    """Rows from a results file: JSON Lines or JSON (as ``llm-extract extract`` writes them, read by
+    :func:`llm_extract.records.read_records`), CSV or Parquet (as :func:`write_csv` /
+    :func:`write_parquet` write them). A record that is not JSON is an error naming its line,
+    except a torn last line, which is left out (what is whole is read)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -419,26 +417,15 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         return read_parquet(path)
     if suffix not in (".jsonl", ".json"):
         raise ResultsFileError(f"{path}: unknown results format (use {', '.join(RESULT_SUFFIXES)})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsFileError(f"cannot read {path}: {exc}") from exc
     records: list[Any] = []
     try:
-        if suffix == ".json":
-            data = json.loads(text)
-            records = data if isinstance(data, list) else [data]
-        else:
-            for number, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except ValueError:
-                        if number == len(text.splitlines()) and not text.endswith("\n"):
-                            break  # a torn last line from a run that died: what is whole is read
-                        raise
-    except ValueError as exc:
-        raise ResultsFileError(f"{path}: not JSON results ({exc})") from exc
+        for record in read_records(path):  # the reader of results files the reviewer page uses too
+            if isinstance(record, Record):
+                records.append(record.value)
+            elif not record.torn:  # a torn last line (a run that died mid-write) is left out
+                raise ResultsFileError(f"{record.where}: {record.reason}")
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read {path}: {exc}") from exc
     if not all(isinstance(r, dict) for r in records):
         raise ResultsFileError(f"{path}: not extraction results (a record is not a JSON object)")
     try:

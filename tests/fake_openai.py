@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from llm_extract.llm.views import MAX_QUOTES
+from llm_extract.schema import Quote, held
 
 
 @dataclass
@@ -149,7 +150,8 @@ def item_json(item: Any, **changes: Any) -> dict:
         "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
         "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
         "rationale_summary": SUMMARY,
-        "quotes": [{"text": q.text} for q in item.quotes[:MAX_QUOTES]],  # the schema's bound
+        # the views' contract: the conclusion first, then supporting quotes, within the schema's bound
+        "quotes": [{"text": q.text} for q in [*held(item, Quote)][:MAX_QUOTES]],
     }
     data.update(changes)
     return data

@@ -7,7 +7,8 @@ import re
 import pytest
 from conftest import FIXTURES, PDFS, SEEDS, pdf
 
-from llm_extract import Determination, FlagCode, extract, load
+from llm_extract import Citation, Determination, FlagCode, Quote, extract, load
+from llm_extract.schema import held
 
 CA = re.compile(r"Claims\s+Administrator\s+guideline\s*:", re.IGNORECASE)
 
@@ -23,9 +24,9 @@ def assert_grounded(result: Determination, text: str) -> None:
         assert (
             " ".join(text[item.heading.start : item.heading.end].split()).replace("\ufffe", "-") == item.item
         )
-        for quote in item.quotes:
+        for quote in held(item, Quote):  # the conclusion and the supporting quotes
             assert quote.match == "exact" and text[quote.start : quote.end] == quote.text
-        for cit in item.claims_administrator_guideline + item.maximus_guideline:
+        for cit in held(item, Citation):
             assert text[cit.start : cit.end] == cit.text
 
 
@@ -36,7 +37,7 @@ def test_every_real_pdf_extracts_every_item_cleanly(path) -> None:
     section = text[re.search(r"IMR ISSUES", text).start() :]
     assert len(result.items) == len(CA.findall(section)) > 0
     assert all(item.decision in ("upheld", "overturned") for item in result.items)
-    assert all(item.rationale and item.quotes and item.rationale_summary for item in result.items)
+    assert all(item.rationale and held(item, Quote) and item.rationale_summary for item in result.items)
     assert not codes(result, "error"), result.flags
     assert result.source.layout == "imr-issues" and result.source.kind == "pdf"
     assert result.case.case_number == path.stem

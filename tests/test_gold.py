@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from evals.gold import GOLD_DIR, LETTERS_DIR, PHARMACEUTICALS, GoldItem, GoldLetter
-from evals.metrics import collapse  # GUIDE.md's rule: whitespace collapsed, U+FFFE read as '-'
+from llm_extract.compare import heading_key
+from llm_extract.normalize import collapse  # GUIDE.md's rule: whitespace collapsed, U+FFFE read as '-'
 from llm_extract import load
 from llm_extract.taxonomy import load_taxonomy
 
@@ -96,7 +97,7 @@ def test_fixtures_label_like_the_letters_they_were_built_from() -> None:
     fixtures: list[tuple[str, str, tuple[str | None, ...]]] = []
     for path in GOLD_FILES:
         for raw in raw_items(path):
-            key = collapse(raw["item"]).casefold()
+            key = heading_key(raw["item"])
             labels = tuple(raw.get(k) for k in REQUEST_KEYS)
             if path.stem.startswith("fixture-"):
                 fixtures.append((path.stem, key, labels))

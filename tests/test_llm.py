@@ -30,6 +30,7 @@ from llm_extract import (
     extract,
     load,
 )
+from llm_extract.llm.views import MAX_QUOTES
 from llm_extract.redact import redact, redact_url, url_secrets
 
 LETTER = SEEDS[0]  # three upheld items
@@ -260,7 +261,9 @@ def test_per_item_brief_keeps_the_parsers_citations_and_asks_for_the_rest(tmp_pa
             assert got.claims_administrator_guideline == rules.claims_administrator_guideline
             assert got.maximus_guideline == rules.maximus_guideline
             assert got.decision == rules.decision and got.rationale_summary
-            assert [q.text for q in got.quotes] == [q.text for q in rules.quotes[:2]]
+            # the answer's first quote is the conclusion, the rest support it
+            assert got.conclusion is not None and got.conclusion.text == rules.conclusion.text
+            assert [q.text for q in got.quotes] == [q.text for q in rules.quotes[: MAX_QUOTES - 1]]
 
 
 def test_unknown_strategy_is_a_config_error() -> None:

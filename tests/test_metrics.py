@@ -8,20 +8,24 @@ import pytest
 
 from evals.gold import GoldCase, GoldCitation, GoldItem, GoldLetter, GoldPatient, GoldReviewer
 from evals.metrics import (
-    ITEM_MATCH_THRESHOLD,
     LetterResult,
-    align_items,
     bootstrap_ci,
     bootstrap_weights,
-    compare_citations,
-    compare_sets,
-    compare_titles,
-    conclusion_grounded,
     context,
     locate,
     metric_value,
     score_letter,
     summarize,
+)
+from llm_extract.compare import (
+    ITEM_MATCH_THRESHOLD,
+    align_items,
+    compare_citations,
+    compare_sets,
+    compare_titles,
+    conclusion_grounded,
+    drug_key,
+    item_agreement,
 )
 from llm_extract.schema import (
     Case,
@@ -56,13 +60,20 @@ def gold_item(name: str, decision: str = "upheld", **kw: object) -> GoldItem:
     return GoldItem(item=name, decision=decision, **kw)
 
 
-def pred_item(name: str, decision: str | None = "upheld", quotes: tuple[str, ...] = (), **kw: object) -> Item:
+def pred_item(
+    name: str,
+    decision: str | None = "upheld",
+    quotes: tuple[str, ...] = (),
+    conclusion: str | None = None,
+    **kw: object,
+) -> Item:
     start = LETTER.find(name)
     heading = Span(start=start, end=start + len(name)) if start >= 0 else None
     return Item(
         item=name,
         decision=decision,
         heading=heading,
+        conclusion=Quote(text=conclusion, match="exact", score=100.0) if conclusion else None,
         quotes=[Quote(text=q, match="exact", score=100.0) for q in quotes],
         **kw,
     )
@@ -94,7 +105,7 @@ def perfect_items() -> list[Item]:
         pred_item(
             "Massage therapy 1 x 6",
             "upheld",
-            quotes=("The request for massage is not medically necessary.",),
+            conclusion="The request for massage is not medically necessary.",
             maximus_guideline=[
                 Citation(
                     text="MTUS",
@@ -105,7 +116,7 @@ def perfect_items() -> list[Item]:
             ],
         ),
         pred_item(
-            "Norco 10/325mg #60", "overturned", quotes=("The request for Norco is medically necessary.",)
+            "Norco 10/325mg #60", "overturned", conclusion="The request for Norco is medically necessary."
         ),
     ]
 
@@ -337,8 +348,8 @@ def test_fabricated_quotes_count_only_what_the_verifier_vouched_for() -> None:
     items = perfect_items()
     items[1] = items[1].model_copy(
         update={
+            "conclusion": Quote(text="The request for Norco is medically necessary.", match="exact", score=100),
             "quotes": [
-                Quote(text="The request for Norco is medically necessary.", match="exact", score=100),
                 Quote(text="Norco cures everything.", match="exact", score=100),  # vouched, not in letter
                 Quote(text="Opioids always help.", match="none"),  # flagged by the verifier
                 Quote(
@@ -399,7 +410,7 @@ def test_request_category_subcategory_and_drug_scoring() -> None:
     drug's generic name as a set of ingredients (order free)."""
     from types import SimpleNamespace
 
-    from evals.metrics import _score_request, drug_key
+    from evals.metrics import _score_request
     from llm_extract.schema import Drug, Item
 
     assert drug_key("hydrocodone/acetaminophen") == drug_key("acetaminophen/hydrocodone")
@@ -410,13 +421,19 @@ def test_request_category_subcategory_and_drug_scoring() -> None:
                  drug=Drug(name="acetaminophen/hydrocodone", as_written="Norco"))
     counts: dict = {}
     mm: list = []
-    _score_request(counts, mm, "x", gold, right, "", None)
+    _score_request(counts, mm, "x", gold, right, item_agreement(gold, right), "", None)
     assert counts == {"category": (1, 1), "subcategory": (1, 1), "drug": (1, 1)} and not mm
     wrong = right.model_copy(update={"subcategory": "Muscle Relaxant", "drug": Drug(name="cyclobenzaprine", as_written="x")})
-    _score_request(counts, mm, "x", gold, wrong, "", None)
+    _score_request(counts, mm, "x", gold, wrong, item_agreement(gold, wrong), "", None)
     assert counts == {"category": (2, 2), "subcategory": (1, 2), "drug": (1, 2)}
     assert {m["kind"] for m in mm} == {"subcategory", "drug"}
     unlabelled = SimpleNamespace(item="x", category=None, subcategory=None, drug=None)
-    _score_request(counts, mm, "x", unlabelled, right, "", None)  # gold labelled before issue 15
-    _score_request(counts, mm, "x", gold, None, "", None)  # an unmatched gold item
+    # gold labelled before issue 15: nothing to count
+    _score_request(counts, mm, "x", unlabelled, right, item_agreement(unlabelled, right), "", None)
     assert counts == {"category": (2, 2), "subcategory": (1, 2), "drug": (1, 2)}
+    # an unmatched gold item counts only in the item metrics, never in the request metrics
+    unmatched = GoldItem(item="Norco 10/325 #60", decision="upheld", category="Pharmaceuticals",
+                         subcategory="Opioids", drug="hydrocodone/acetaminophen")
+    letter = GoldLetter(letter="t.txt", labeller="t", items=[unmatched])
+    scored = score_letter(LetterResult(letter, determination([pred_item("Massage therapy 1 x 6")]), LETTER))
+    assert not {"category", "subcategory", "drug"} & set(scored.counts)
