@@ -48,7 +48,7 @@ from evals.report import (
     write_all,
 )
 from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
-from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, heading_key
+from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, item_pairs
 from llm_extract.redact import redact_url
 
 DEFAULT_BACKEND = "rules"
@@ -224,8 +224,8 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
     The fields are :data:`llm_extract.compare.ITEM_FIELDS` and ``LETTER_FIELDS`` (the reviewer
     page offers the same). Item fields (``decision``, ``original_request``, ``authorized``,
     ``conclusion``, the two guideline lists, ``category``, ``subcategory``, ``drug``, or ``item``
-    to rename) name the gold item by its heading, compared as item names are
-    (:func:`~llm_extract.compare.heading_key`). ``field: "item"`` with ``value: null`` removes that
+    to rename) name the gold item by its heading, paired as the evaluation pairs items
+    (:func:`~llm_extract.compare.align_items`). ``field: "item"`` with ``value: null`` removes that
     gold item; with ``item: null`` and a gold-item object as ``value`` it adds one. Letter fields
     are ``case.<name>``, ``reviewer.<name>``, ``patient.<name>``.
     """
@@ -250,11 +250,10 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
                     )
                 items.append(v.value)
             else:
-                wanted = heading_key(v.item)
-                matches = [i for i, it in enumerate(items) if heading_key(it["item"]) == wanted]
-                if not matches:
+                # the gold item the verdict names, paired as the evaluation pairs items
+                index = item_pairs([v.item], [it["item"] for it in items]).get(0)
+                if index is None:
                     raise UsageError(f"{where}: no gold item {v.item!r} in {key}")
-                index = matches[0]
                 if v.field == "item" and v.value is None:
                     del items[index]
                 else:

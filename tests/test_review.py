@@ -24,7 +24,6 @@ from llm_extract import Flag, FlagCode, extract, load
 from llm_extract.ingest import MAX_INPUT_BYTES
 from llm_extract.review import (
     LetterFileError,
-    _segments,
     build_review_data,
     build_review_html,
     load_results,
@@ -32,6 +31,7 @@ from llm_extract.review import (
     read_letter_bytes,
     review_command,
 )
+from llm_extract.review.page import _segments
 
 SCRIPT = "<script>alert('x')</script>"
 
@@ -395,7 +395,7 @@ def test_extracts_json_output_with_a_failed_letter_and_a_damaged_record(tmp_path
 def test_hostile_records_are_rejected_without_reading_them_whole(letters, tmp_path):
     """A line past the batch writer's record limit is skipped unread; JSON nested past the
     interpreter's recursion limit is a rejected record, not a crash."""
-    from llm_extract.outputs import MAX_RECORD_BYTES
+    from llm_extract.records import MAX_RECORD_BYTES
 
     good = letters[0][0].model_dump_json().encode()
     results = tmp_path / "hostile.jsonl"

@@ -62,7 +62,8 @@ def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
 
     contradicted = extract(pdf("CM16-0230651"))  # clean; we inject a contradiction on item 2
     item = contradicted.items[1]
-    last = item.quotes[-1]
+    last = item.conclusion
+    assert last is not None
     contradicted = contradicted.model_copy(
         update={
             "flags": [
@@ -83,8 +84,11 @@ def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
     fabricated = extract(fabricated_path)
     first = fabricated.items[0]
     fabricated.items[0] = first.model_copy(update={"quotes": [*first.quotes, Quote(text=FABRICATED)]})
-    fabricated = verify(fabricated, load(fabricated_path))
+    # and a stated value whose evidence is gone: the page must say the letter was not shown to state it
+    evidence = {k: v for k, v in fabricated.evidence.items() if k != "patient.age"}
+    fabricated = verify(fabricated.model_copy(update={"evidence": evidence}), load(fabricated_path))
     assert any(f.code == FlagCode.QUOTE_NOT_FOUND for f in fabricated.flags)
+    assert any(f.code == FlagCode.EVIDENCE_MISSING for f in fabricated.flags)
 
     text = (FIXTURES / "case-number-header.txt").read_text(encoding="utf-8")
     anchor = "Decision rationale:"
@@ -229,10 +233,30 @@ def test_review_page_in_chromium(page_file, browser_context, tmp_path):
     active = "#text .hl.active"
     page.wait_for_selector(active)
     flag_text = page.eval_on_selector_all(active, "els => els.map(e => e.textContent).join('')")
-    quote = contradicted.items[1].quotes[-1]
+    quote = contradicted.items[1].conclusion
     assert flag_text == quote.text
     assert _in_viewport(page, active)
     assert page.eval_on_selector(active, "e => e.classList.contains('act-error')")
+
+    # evidence: clicking a header field scrolls to and highlights where the letter states it, as written
+    evidence = contradicted.evidence["case.date_assigned"]
+    assert evidence.text != contradicted.case.date_assigned.isoformat()  # "01/12/2017", not "2017-01-12"
+    page.click("#details [data-path='case.date_assigned']")
+    page.wait_for_selector(active)
+    shown = page.eval_on_selector_all(active, "els => els.map(e => e.textContent).join('')")
+    assert shown == evidence.text
+    assert page.eval_on_selector(active, "e => e.classList.contains('act-evidence') && e.classList.contains('k-ev')")
+    assert _in_viewport(page, active)
+    # every value the result states is marked in the letter with the evidence class
+    marked = page.eval_on_selector_all("#text .hl.k-ev", "els => els.length")
+    assert marked >= len(contradicted.evidence) // 2
+    # an item's decision: the decision word as the letter writes it
+    page.click("#tabs button[data-tab='items']")
+    page.click("#pane-items [data-path='items.1.decision']")
+    shown = page.eval_on_selector_all(active, "els => els.map(e => e.textContent).join('')")
+    assert shown == contradicted.evidence["items.1.decision"].text
+    assert shown.casefold() == contradicted.items[1].decision
+    page.click("#tabs button[data-tab='review']")
 
     # record a verdict: correct, with a value and a note
     page.click(f"{card} button[data-verdict='correct']")
@@ -284,6 +308,12 @@ def test_review_page_in_chromium(page_file, browser_context, tmp_path):
     page.click(".tg[data-target^='flag:quote_not_found'] .msg")
     assert page.eval_on_selector(active, "e => e.classList.contains('act-error')")
     assert _in_viewport(page, active)
+    # a stated value without evidence says so, and shows nothing in the letter
+    missing = "#details [data-path='patient.age']"
+    assert page.eval_on_selector(missing, "e => e.classList.contains('noev')")
+    page.click(missing)
+    assert page.locator("#text .hl.active").count() == 0
+    assert "no evidence" in page.text_content("#toast")
     page.click("#tabs button[data-tab='items']")
     assert page.locator("#pane-items .nf").first.text_content().endswith(f"“{FABRICATED}”")
     page.click("#tabs button[data-tab='gold']")

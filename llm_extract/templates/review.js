@@ -17,12 +17,12 @@
       else if (k.slice(0, 2) === "on") el.addEventListener(k.slice(2), attrs[k]);
       else el.setAttribute(k, attrs[k] === true ? "" : attrs[k]);
     }
-    for (var i = 2; i < arguments.length; i++) {
-      var c = arguments[i];
-      if (c == null || c === false) continue;
-      if (Array.isArray(c)) c.forEach(function (x) { if (x != null) el.appendChild(typeof x === "string" ? document.createTextNode(x) : x); });
+    function add(c) {  // children: nodes, strings, or (nested) arrays of them
+      if (c == null || c === false) return;
+      if (Array.isArray(c)) c.forEach(add);
       else el.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
     }
+    for (var i = 2; i < arguments.length; i++) add(arguments[i]);
     return el;
   }
   function $(id) { return document.getElementById(id); }
@@ -131,6 +131,7 @@
       else if (s.kind === "flag") cls.push("k-flag", "sev-" + s.severity);
       else if (s.kind === "mismatch") cls.push("k-mm");
       else if (s.kind === "rationale") cls.push("k-rat");
+      else if (s.kind === "evidence") cls.push("k-ev");
     });
     if (tier) cls.push("tier-" + tier);
     if (hasCite && !hasQuote) cls.push("k-cite");
@@ -166,7 +167,7 @@
     $("text-wrap").scrollTop = 0;
   }
   function highlight(spanId, kind, scroll) {
-    document.querySelectorAll("#text .hl.active").forEach(function (el) { el.classList.remove("active", "pulse", "act-error", "act-warning", "act-mismatch", "act-info"); });
+    document.querySelectorAll("#text .hl.active").forEach(function (el) { el.classList.remove("active", "pulse", "act-error", "act-warning", "act-mismatch", "act-info", "act-evidence"); });
     if (!spanId) return null;
     var els = document.querySelectorAll('#text [data-s~="' + spanId + '"]');
     els.forEach(function (el) { el.classList.add("active", "pulse"); if (kind) el.classList.add("act-" + kind); });
@@ -174,12 +175,31 @@
     return els.length ? els[0] : null;
   }
 
+  // ---- evidence: where the letter states each value (Determination.evidence) ----
+  function hasEvidence(L, path) { return !!(L.evidence && L.evidence[path]); }
+  function showEvidence(L, path, el) {
+    document.querySelectorAll(".evf.on").forEach(function (x) { x.classList.remove("on"); });
+    if (el) el.classList.add("on");
+    var sid = L.evidence ? L.evidence[path] : null;
+    if (!sid) { highlight(null); toast("no evidence in the letter for " + path); return null; }
+    if (!L.has_text) { toast("the letter text is not available"); return null; }
+    return highlight(sid, "evidence", true);
+  }
+  // A value the page can show the evidence of: click it to scroll to where the letter states it.
+  function evField(L, path, text, cls) {
+    var found = hasEvidence(L, path);
+    return h("span", { cls: "evf" + (found ? "" : " noev") + (cls ? " " + cls : ""), "data-path": path, tabindex: "0",
+      title: found ? path + ": click to show where the letter states it" : path + ": no evidence in the letter",
+      onclick: function (e) { e.stopPropagation(); showEvidence(L, path, e.currentTarget); },
+      onkeydown: function (e) { if (e.key === "Enter") { e.stopPropagation(); showEvidence(L, path, e.currentTarget); } } }, text);
+  }
+
   // ---- side panel: review targets ----
   function fieldValue(L, t, field) {
     if (field.indexOf(".") >= 0) return L.letter_fields[field];
     if (t.type === "mismatch" && t.kind === "extra_item" && field === "item" && t.item_index != null) {
       var f = L.items[t.item_index].fields, o = {};
-      ["item", "decision", "original_request", "authorized", "claims_administrator_guideline", "maximus_guideline", "conclusion"].forEach(function (k) { o[k] = f[k]; });
+      DATA.item_fields.forEach(function (k) { o[k] = f[k]; });
       return o;
     }
     if (t.type === "mismatch" && t.field === field && t.gold != null && field.indexOf("guideline") < 0 && field !== "item") return t.predicted;
@@ -275,17 +295,32 @@
         return h("span", { cls: "cite tier-" + c.match, title: c.match + (c.match === "fuzzy" ? " (" + Math.round(c.score) + ")" : "") + ": " + c.text,
           onclick: function (e) { e.stopPropagation(); if (c.span) highlight(c.span, null); } }, h("span", { cls: "by", text: c.by }), c.label || c.text);
       });
-      var quotes = it.quotes.map(function (q, j) {
-        return h("span", { cls: "qchip tier-" + q.match, title: q.text, text: "q" + (j + 1) + " " + (q.match === "none" ? "not found" : q.match),
+      var n = 0;
+      var quotes = it.quotes.map(function (q) {
+        var label = q.role === "conclusion" ? "conclusion" : "q" + (++n);
+        return h("span", { cls: "qchip tier-" + q.match + (q.role === "conclusion" ? " concl" : ""), title: q.text, text: label + " " + (q.match === "none" ? "not found" : q.match),
           onclick: function (e) { e.stopPropagation(); if (q.span) highlight(q.span, null); } });
       });
       var missing = it.quotes.filter(function (q) { return q.match === "none"; }).map(function (q) { return h("div", { cls: "nf", text: "not found: “" + q.text + "”" }); });
-      var partial = it.original_request ? h("div", { cls: "summary", text: "original: " + it.original_request + (it.authorized ? " · authorized: " + it.authorized : "") }) : null;
+      var base = "items." + it.index + ".";
+      var partial = it.original_request ? h("div", { cls: "summary" }, "original: ", evField(L, base + "original_request", it.original_request),
+        it.authorized ? [" · authorized: ", evField(L, base + "authorized", it.authorized)] : null) : null;
+      var request = [];
+      if (it.category) request.push(evField(L, base + "category", it.category));
+      if (it.subcategory) request.push(" › ", evField(L, base + "subcategory", it.subcategory));
+      if (it.drug) {
+        request.push(" · drug ", evField(L, base + "drug.as_written", it.drug.as_written));
+        if (it.drug.name) request.push(" = ", evField(L, base + "drug.name", it.drug.name));
+        ["strength", "form", "quantity", "amount", "refills", "supply_days"].forEach(function (k) {
+          if (it.drug[k] != null) request.push(" ", evField(L, base + "drug." + k, (k === "quantity" ? "#" : "") + it.drug[k] + (k === "supply_days" ? " days" : k === "refills" ? " refills" : "")));
+        });
+      }
       var select = function () { selectItem(L, it); };
       tbody.appendChild(h("tr", { cls: "it head", "data-item": String(it.index), onclick: select },
         h("td", { cls: "num", rowspan: "2", text: String(it.index + 1) }),
-        h("td", null, h("div", { cls: "iname", text: it.item }), partial),
-        h("td", null, h("span", { cls: "dec " + (it.decision || "none"), text: it.decision || "none" })),
+        h("td", null, h("div", { cls: "iname" }, evField(L, base + "item", it.item)), partial,
+          request.length ? h("div", { cls: "req" }, request) : null),
+        h("td", null, evField(L, base + "decision", it.decision || "none", "dec " + (it.decision || "none"))),
         h("td", null, cites)));
       tbody.appendChild(h("tr", { cls: "it body", "data-item": String(it.index), onclick: select },
         h("td", { colspan: "3" }, h("div", { cls: "summary", text: it.rationale_summary || "(no rationale summary)" }), h("div", { cls: "quotes" }, quotes), missing)));
@@ -331,8 +366,15 @@
     Object.keys(L.letter_fields).forEach(function (f) {
       var v = L.letter_fields[f];
       if (v == null || (Array.isArray(v) && !v.length)) return;
-      body.appendChild(h("tr", null, h("td", { cls: "f", text: f }), h("td", { text: Array.isArray(v) ? v.join(", ") : String(v) })));
+      var shown = Array.isArray(v)
+        ? v.map(function (x, i) { return [i ? ", " : "", evField(L, f + "." + i, String(x))]; })
+        : evField(L, f, String(v));
+      body.appendChild(h("tr", null, h("td", { cls: "f", text: f }), h("td", null, shown)));
     });
+    if ((L.diagnoses || []).length) {
+      body.appendChild(h("tr", null, h("td", { cls: "f", text: "diagnoses" }),
+        h("td", null, L.diagnoses.map(function (d, i) { return [i ? "; " : "", evField(L, "diagnoses." + i, d)]; }))));
+    }
     if (!body.firstChild) body.appendChild(h("tr", null, h("td", { text: "No header fields were extracted." })));
     t.appendChild(body);
   }
@@ -436,5 +478,5 @@
   LETTERS.forEach(function (L) { if (L.key === hash) start = L; });
   if (LETTERS.length) selectLetter(start || LETTERS[0], null);
   else { renderQueue(); $("text").appendChild(h("div", { cls: "empty-doc", text: "No results." })); }
-  window.llmReview = { data: DATA, exportList: exportList, step: step };
+  window.llmReview = { data: DATA, exportList: exportList, step: step, showEvidence: function (path) { return state.letter ? showEvidence(state.letter, path, null) : null; } };
 })();
