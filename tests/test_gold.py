@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from evals.gold import GOLD_DIR, LETTERS_DIR, PHARMACEUTICALS, GoldItem, GoldLetter
+from llm_extract import load
 from llm_extract.compare import heading_key
 from llm_extract.normalize import collapse  # GUIDE.md's rule: whitespace collapsed, U+FFFE read as '-'
-from llm_extract import load
 from llm_extract.taxonomy import load_taxonomy
 
 GOLD_FILES = sorted(GOLD_DIR.glob("*.json"))

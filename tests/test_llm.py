@@ -284,12 +284,12 @@ def test_tools_and_json_schema_modes(tmp_path: Path, mode: str) -> None:
 
 
 def test_model_facing_schema_is_generated_from_the_output_models() -> None:
-    from llm_extract.llm.views import ENRICHED_FIELDS, ItemDraft, LetterDraft
+    from llm_extract.llm.views import ANSWER_FIELDS, ENRICHED_FIELDS, ItemDraft, LetterDraft
     from llm_extract.schema import Item
 
     schema = LetterDraft.model_json_schema()
     draft_fields = set(ItemDraft.model_fields)
-    assert draft_fields == set(Item.model_fields) - {"heading", "rationale"} - ENRICHED_FIELDS
+    assert draft_fields == set(Item.model_fields) - {"heading", "rationale"} - ENRICHED_FIELDS - ANSWER_FIELDS
     assert ItemDraft.model_fields["item"].description == Item.model_fields["item"].description
     assert "start" not in json.dumps(schema["$defs"]["QuoteDraft"])
 
