@@ -9,7 +9,6 @@ The defaults below are what CI gates on when the command runs without options.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import sys
 import time
@@ -49,6 +48,7 @@ from evals.report import (
 )
 from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
 from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, item_pairs
+from llm_extract.records import bad_json, read_json
 from llm_extract.redact import redact_url
 
 DEFAULT_BACKEND = "rules"
@@ -172,10 +172,11 @@ def load_gold_dir(directory: Path, only: list[str] | None = None) -> list[GoldLe
         raise UsageError(f"no gold files (*.json) in {directory}" + (f" matching {only}" if only else ""))
     golds = []
     for path in files:
+        data = read_json(path, "gold file", UsageError)
         try:
-            golds.append(GoldLetter.model_validate(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
-            raise UsageError(f"bad gold file {path}: {_one_line(exc)}") from None
+            golds.append(GoldLetter.model_validate(data))
+        except ValidationError as exc:
+            bad_json(path, "gold file", UsageError, _one_line(exc))
     return sorted(golds, key=lambda g: g.letter)
 
 
@@ -192,18 +193,15 @@ class Verdict(BaseModel):
 
 
 def load_verdicts(path: Path) -> list[Verdict]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"bad verdicts file {path}: {_one_line(exc)}") from None
+    data = read_json(path, "verdicts file", UsageError)
     if not isinstance(data, list):
-        raise UsageError(f"bad verdicts file {path}: expected a JSON list of verdicts")
+        bad_json(path, "verdicts file", UsageError, "expected a JSON list of verdicts")
     verdicts = []
     for n, entry in enumerate(data):
         try:
             verdicts.append(Verdict.model_validate(entry))
         except ValidationError as exc:
-            raise UsageError(f"bad verdicts file {path}: entry {n}: {_one_line(exc)}") from None
+            bad_json(path, "verdicts file", UsageError, f"entry {n}: {_one_line(exc)}")
     return verdicts
 
 
@@ -413,10 +411,7 @@ def extract_options(
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"bad baseline file {path}: {_one_line(exc)}") from None
+    data = read_json(path, "baseline file", UsageError)
     ok = (
         isinstance(data, dict)
         and isinstance(data.get("summary"), dict)
@@ -425,9 +420,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
         and all(isinstance(r, dict) and "letter" in r and "mismatches" in r for r in data["per_letter"])
     )
     if not ok:
-        raise UsageError(
-            f"bad baseline file {path}: not a report.json of {PROG} (needs summary and per_letter)"
-        )
+        bad_json(path, "baseline file", UsageError, f"not a report.json of {PROG} (needs summary and per_letter)")
     return data
 
 

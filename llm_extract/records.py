@@ -13,6 +13,9 @@ writer's resume scan (:func:`record_lines`). The rules that make it safe on any 
 - a record that cannot be read is reported (:class:`Unreadable`, with where and why) and the rest
   are kept; a last line with no newline that does not parse is marked torn (a run that died
   mid-write), which readers may skip.
+
+:func:`read_json` reads the small JSON files the toolkit's users hand back to it (gold files, an
+evaluation report, verdicts) with one error line naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 #: A record longer than this is not one of ours (a Determination is tens of kB): kept, never parsed.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -117,3 +120,17 @@ def _document_records(file: Path, document: Any) -> Iterator[Record]:
         yield from (Record(value, f"{file}[{i}]") for i, value in enumerate(document))
     else:
         yield Record(document, str(file))
+
+
+def read_json(path: Path, what: str, error: type[Exception]) -> Any:
+    """A small JSON file the user named (a gold file, a report, verdicts), read whole; ``error``
+    with one line ("bad {what} {path}: why") when it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        bad_json(path, what, error, " ".join(str(exc).split()) or type(exc).__name__)
+
+
+def bad_json(path: Path, what: str, error: type[Exception], why: str) -> NoReturn:
+    """Raise ``error`` saying that ``path`` is not a usable ``what`` and why, in one line."""
+    raise error(f"bad {what} {path}: {why}") from None

@@ -225,31 +225,22 @@ def _grounding_flags(path: str, g: Grounding) -> list[Flag]:
     """Flags for one re-grounded quote or citation (evidence is judged with its value, below)."""
     if path.startswith("evidence."):
         return []
-    if isinstance(g, Quote):
-        index = _item_index(path)
-        if g.match == "none":
-            return [
-                Flag(
-                    code=FlagCode.QUOTE_NOT_FOUND,
-                    severity="error",
-                    item=index,
-                    message=f"quote not found in the letter: {_clip(g.text)!r}",
-                )
-            ]
-        if g.match == "fuzzy":
-            return [
-                Flag(
-                    code=FlagCode.QUOTE_FUZZY,
-                    severity="warning",
-                    item=index,
-                    start=g.start,
-                    end=g.end,
-                    message=f"quote only matches approximately (score {g.score:.0f}): {_clip(g.text)!r}",
-                )
-            ]
-        return []
     if g.match not in ("none", "fuzzy"):
         return []
+    if isinstance(g, Quote):  # a conclusion or a supporting quote
+        fuzzy = g.match == "fuzzy"
+        return [
+            Flag(
+                code=FlagCode.QUOTE_FUZZY if fuzzy else FlagCode.QUOTE_NOT_FOUND,
+                severity="warning" if fuzzy else "error",
+                item=_item_index(path),
+                start=g.start,
+                end=g.end,
+                message=f"quote only matches approximately (score {g.score:.0f}): {_clip(g.text)!r}"
+                if fuzzy
+                else f"quote not found in the letter: {_clip(g.text)!r}",
+            )
+        ]
     if isinstance(g, Citation):
         field = path.split(".")[2] if _item_index(path) is not None else path
         return [

@@ -39,3 +39,32 @@ def playwright_or_skip() -> Any:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
     return sync_api
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """``artifacts/<name>`` always; ``docs/<name>`` (the README's picture) only when
+    UPDATE_DOCS_SCREENSHOT is set, so the docs change on purpose."""
+    targets = [ROOT / "artifacts" / name]
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        targets.append(ROOT / "docs" / name)
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target))
+        assert target.stat().st_size > 10_000
+
+
+#: ``llm-extract review`` options that show the repository's letters and gold beside results.
+REPO_LETTERS_AND_GOLD = ("--letters", str(LETTERS), "--gold", str(ROOT / "evals" / "gold"))
+
+
+def invoke_review(args: list[str]) -> Any:
+    """``llm-extract review ...`` in-process (typer's runner); ``args`` start with "review"."""
+    import typer
+    from typer.testing import CliRunner
+
+    from llm_extract.review import review_command
+
+    app = typer.Typer()
+    app.command("review")(review_command)
+    app.command("noop")(lambda: None)  # two commands keep "review" a sub-command
+    return CliRunner().invoke(app, args)

@@ -158,6 +158,14 @@ def summary_of(*results: LetterResult) -> dict[str, dict]:
     return summarize([score_letter(r) for r in results], samples=200)
 
 
+def with_change(index: int, **update: object) -> tuple[LetterResult, dict[str, dict]]:
+    """The perfect prediction with one item changed, and its summary."""
+    items = perfect_items()
+    items[index] = items[index].model_copy(update=update)
+    result = LetterResult(GOLD, determination(items), LETTER)
+    return result, summary_of(result)
+
+
 def test_perfect_prediction_scores_one_everywhere() -> None:
     s = summary_of(LetterResult(GOLD, determination(perfect_items()), LETTER))
     for metric in (
@@ -211,10 +219,7 @@ def test_extra_item_lowers_precision_only() -> None:
 
 
 def test_swapped_decision_is_half_of_two() -> None:
-    items = perfect_items()
-    items[1] = items[1].model_copy(update={"decision": "upheld"})
-    result = LetterResult(GOLD, determination(items), LETTER)
-    s = summary_of(result)
+    result, s = with_change(1, decision="upheld")
     assert s["decisions"]["value"] == 0.5
     assert (s["decisions"]["correct"], s["decisions"]["total"]) == (1, 2)
     assert s["items"]["value"] == 1.0
@@ -243,10 +248,7 @@ def test_alignment_is_fuzzy_casefolded_and_reads_ufffe_as_hyphen() -> None:
 
 
 def test_near_heading_aligns_but_is_not_verbatim() -> None:
-    items = perfect_items()
-    items[1] = items[1].model_copy(update={"item": "Norco 10/325 mg #60"})
-    result = LetterResult(GOLD, determination(items), LETTER)
-    s = summary_of(result)
+    result, s = with_change(1, item="Norco 10/325 mg #60")
     assert s["items"]["value"] == 1.0
     assert (s["item_headings"]["correct"], s["item_headings"]["total"]) == (1, 2)
     # The near heading is not what the letter says, so it has no evidence either.

@@ -14,8 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import typer
-from conftest import FIXTURES, ROOT, pdf
+from conftest import FIXTURES, REPO_LETTERS_AND_GOLD, invoke_review, pdf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -29,7 +28,6 @@ from llm_extract.review import (
     load_results,
     make_server,
     read_letter_bytes,
-    review_command,
 )
 from llm_extract.review.page import _segments
 
@@ -164,20 +162,7 @@ def test_letters_dir_and_gold_and_report(letters, tmp_path):
     }
     (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
     out = tmp_path / "review.html"
-    res = _invoke(
-        [
-            "review",
-            str(results),
-            "-o",
-            str(out),
-            "--letters",
-            str(ROOT / "evals" / "letters"),
-            "--gold",
-            str(ROOT / "evals" / "gold"),
-            "--eval-report",
-            str(tmp_path / "report.json"),
-        ]
-    )
+    res = _invoke(["review", str(results), "-o", str(out), *REPO_LETTERS_AND_GOLD, "--eval-report", str(tmp_path / "report.json")])
     assert res.exit_code == 0, res.output
     letter = _data(out.read_text(encoding="utf-8"))["letters"][0]
     assert letter["has_text"] and letter["notice"] is None
@@ -187,15 +172,7 @@ def test_letters_dir_and_gold_and_report(letters, tmp_path):
     assert len(mm) == 1 and mm[0]["field"] == "decision" and mm[0]["item_index"] == 0
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("review")(review_command)
-    app.command("noop")(lambda: None)  # two commands keep "review" a sub-command
-    return app
-
-
-def _invoke(args: list[str]):
-    return CliRunner().invoke(_app(), args)
+_invoke = invoke_review
 
 
 def test_cli_bad_results_path(tmp_path):

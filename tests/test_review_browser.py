@@ -11,33 +11,26 @@ Content-Security-Policy: a blocked script or style would show up as a console er
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-import typer
-from conftest import FIXTURES, ROOT, pdf
-from typer.testing import CliRunner
+from conftest import (
+    CHROMIUM,
+    FIXTURES,
+    REPO_LETTERS_AND_GOLD,
+    ROOT,
+    invoke_review,
+    pdf,
+    playwright_or_skip,
+    save_screenshot,
+)
 
 from llm_extract import BatchError, Flag, FlagCode, Quote, extract, load, verify
 from llm_extract.batch import extract_one
-from llm_extract.review import review_command
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: CI sets this: there a missing browser is a failure, not a skip.
-REQUIRED = bool(os.environ.get("LLM_EXTRACT_REQUIRE_BROWSER"))
-if REQUIRED:
-    import playwright.sync_api as playwright_sync
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)"
-else:
-    playwright_sync = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+playwright_sync = playwright_or_skip()
 
 LAUNCH_ARGS = [
     "--headless",
@@ -138,26 +131,9 @@ def _build_results(tmp: Path) -> tuple[Path, dict[str, object]]:
 def page_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     tmp = tmp_path_factory.mktemp("review")
     results, info = _build_results(tmp)
-    app = typer.Typer()
-    app.command("review")(review_command)
-    app.command("noop")(lambda: None)  # two commands: "review" stays a sub-command
     out = tmp / "review.html"
-    res = CliRunner().invoke(
-        app,
-        [
-            "review",
-            str(results),
-            str(info["evil_path"]),
-            "--letters",
-            str(ROOT / "evals" / "letters"),
-            "--gold",
-            str(ROOT / "evals" / "gold"),
-            "--eval-report",
-            str(tmp / "report.json"),
-            "-o",
-            str(out),
-        ],
-    )
+    report = str(tmp / "report.json")
+    res = invoke_review(["review", str(results), str(info["evil_path"]), *REPO_LETTERS_AND_GOLD, "--eval-report", report, "-o", str(out)])
     assert res.exit_code == 0, res.output
     return out, info
 
@@ -338,11 +314,5 @@ def test_review_page_in_chromium(page_file, browser_context, tmp_path):
     # the screenshot: the contradicted letter with its flag selected
     page.click(f"{card} .msg")
     page.wait_for_timeout(1200)  # let the highlight pulse finish
-    targets = [ROOT / "artifacts" / "review.png"]
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):  # refresh the README's picture on purpose only
-        targets.append(ROOT / "docs" / "review.png")
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(target))
-        assert target.stat().st_size > 10_000
+    save_screenshot(page, "review.png")
     page.close()

@@ -9,13 +9,12 @@ UPDATE_DOCS_SCREENSHOT=1, ``docs/stats.png`` for the README).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, PDFS, ROOT, playwright_or_skip
+from conftest import CHROMIUM, PDFS, playwright_or_skip, save_screenshot
 from typer.testing import CliRunner
 
 from llm_extract.cli import app
@@ -78,13 +77,7 @@ def test_stats_report_in_chromium(report) -> None:
             assert not errors, errors
             assert not requests, requests  # self-contained: nothing fetched
 
-            targets = [ROOT / "artifacts" / "stats.png"]
-            if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
-                targets.append(ROOT / "docs" / "stats.png")
-            for target in targets:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(target))
-                assert target.stat().st_size > 10_000
+            save_screenshot(page, "stats.png")
             context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)

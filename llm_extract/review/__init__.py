@@ -18,46 +18,34 @@ the JSON list that ``python -m evals.run --verdicts FILE`` reads (:data:`VERDICT
 
 from __future__ import annotations
 
-from .command import build_page, review_command
-from .inputs import (
-    Entry,
-    LetterFileError,
-    LetterFiles,
-    Rejected,
-    ReviewInputError,
-    letter_paths,
-    load_eval_report,
-    load_gold_dir,
-    load_results,
-    read_letter_bytes,
-)
-from .page import build_review_data, build_review_html, content_security_policy, page_script
-from .server import DEFAULT_PORT, HOST, SECURITY_HEADERS, allowed_hosts, make_server, serve
-from .verdicts import FLAG_FIELD, VERDICT_FIELDS
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_PORT",
-    "FLAG_FIELD",
-    "HOST",
-    "SECURITY_HEADERS",
-    "VERDICT_FIELDS",
-    "Entry",
-    "LetterFileError",
-    "LetterFiles",
-    "Rejected",
-    "ReviewInputError",
-    "allowed_hosts",
-    "build_page",
-    "build_review_data",
-    "build_review_html",
-    "content_security_policy",
-    "letter_paths",
-    "load_eval_report",
-    "load_gold_dir",
-    "load_results",
-    "make_server",
-    "page_script",
-    "read_letter_bytes",
-    "review_command",
-    "serve",
-]
+#: The public names, by the module that defines them; imported on first use, so
+#: ``llm-extract`` starts without the page's machinery.
+_EXPORTS = {
+    "command": ("build_page", "review_command"),
+    "inputs": (
+        "Entry",
+        "LetterFileError",
+        "LetterFiles",
+        "Rejected",
+        "ReviewInputError",
+        "letter_paths",
+        "load_eval_report",
+        "load_gold_dir",
+        "load_results",
+        "read_letter_bytes",
+    ),
+    "page": ("build_review_data", "build_review_html", "content_security_policy", "page_script"),
+    "server": ("DEFAULT_PORT", "HOST", "SECURITY_HEADERS", "allowed_hosts", "make_server", "serve"),
+    "verdicts": ("FLAG_FIELD", "VERDICT_FIELDS"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)

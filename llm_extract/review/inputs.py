@@ -10,7 +10,6 @@ only from files the user named, and only when the file's sha256 is the result's.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 from ..batch import BatchError, expand
 from ..errors import ExtractionError
 from ..ingest import MAX_INPUT_BYTES, load
-from ..records import Record, read_records
+from ..records import Record, bad_json, read_json, read_records
 from ..schema import SCHEMA_VERSION, Determination
 
 
@@ -260,12 +259,9 @@ def load_gold_dir(directory: Path) -> list[dict[str, Any]]:
         raise ReviewInputError(f"gold directory not found: {directory}")
     golds = []
     for path in sorted(directory.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReviewInputError(f"bad gold file {path}: {one_line(exc)}") from None
+        data = read_json(path, "gold file", ReviewInputError)
         if not isinstance(data, dict) or not isinstance(data.get("letter"), str):
-            raise ReviewInputError(f"bad gold file {path}: expected an object with a 'letter' path")
+            bad_json(path, "gold file", ReviewInputError, "expected an object with a 'letter' path")
         golds.append(data)
     if not golds:
         raise ReviewInputError(f"no gold files (*.json) in {directory}")
@@ -273,10 +269,7 @@ def load_gold_dir(directory: Path) -> list[dict[str, Any]]:
 
 
 def load_eval_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReviewInputError(f"bad eval report {path}: {one_line(exc)}") from None
+    data = read_json(path, "eval report", ReviewInputError)
     if not isinstance(data, dict):
-        raise ReviewInputError(f"bad eval report {path}: expected a JSON object (report.json)")
+        bad_json(path, "eval report", ReviewInputError, "expected a JSON object (report.json)")
     return data

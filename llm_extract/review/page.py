@@ -489,17 +489,10 @@ def content_security_policy(*, served: bool = False) -> str:
     return policy + "; frame-ancestors 'none'" if served else policy
 
 
-def build_review_html(
-    results: Sequence[Entry | Mapping[str, Any]],
-    letters_text: Sequence[str | None] | Mapping[str, str | None],
-    gold: Sequence[Any] | None = None,
-    eval_report: Mapping[str, Any] | None = None,
-    *,
-    notices: Sequence[str | None] | None = None,
-    title: str = "llm_extract review",
-) -> str:
-    """The reviewer page as one self-contained HTML string (pure: no files, no network)."""
-    data = build_review_data(results, letters_text, gold, eval_report, notices)
+def build_review_html(*args: Any, title: str = "llm_extract review", **kwargs: Any) -> str:
+    """The reviewer page as one self-contained HTML string (pure: no files, no network), titled
+    ``title``; every other argument is :func:`build_review_data`'s."""
+    data = build_review_data(*args, **kwargs)
     return _template().render(
         data=data,
         data_json=_json_for_script(data),
