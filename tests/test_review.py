@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import stat
 import threading
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,8 @@ from llm_extract.review import (
     read_letter_bytes,
 )
 from llm_extract.review.page import _segments
+from llm_extract.schema import stated_values
+from llm_extract.tables import read_results
 
 SCRIPT = "<script>alert('x')</script>"
 
@@ -97,6 +100,25 @@ def test_segments_rebuild_the_text_and_carry_every_span(letters):
             pos += len(seg_text)
         for sid, span in letter["spans"].items():
             assert covered[sid] == [span["start"], span["end"]], sid
+
+
+def test_every_stated_value_shows_its_evidence_or_that_it_has_none(letters):
+    dets, texts = letters
+    by_sha = {d.source.sha256: (d, t) for d, t in zip(dets, texts)}
+    gone = dets[0].model_copy(update={"evidence": {k: v for k, v in dets[0].evidence.items() if k != "case.date_assigned"}})
+    data = build_review_data([*dets, gone], [*texts, texts[0]])
+    for letter in data["letters"]:
+        det, text = by_sha[letter["sha256"]]
+        stated = [path for path, _ in stated_values(det)]
+        assert stated and set(stated) <= set(letter["evidence"])
+        for path in stated:
+            sid = letter["evidence"][path]
+            if path == "case.date_assigned" and letter["key"] == str(len(dets)):
+                assert sid is None  # the copy without that evidence: shown as having none
+                continue
+            span = letter["spans"][sid]
+            assert span["kind"] == "evidence" and span["path"] == path
+            assert text[span["start"] : span["end"]] == det.evidence[path].text
 
 
 def test_segments_overlap():
@@ -298,6 +320,12 @@ def test_review_reads_everything_extract_writes(tmp_path):
         span = sep["spans"][q["span"]]
         assert " ".join(sep_text[span["start"] : span["end"]].split()) == q["text"]
     assert by_file["CM16-0230651.pdf"]["has_text"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # private, like the results: it quotes the letters
+    # the tables (llm-extract stats) read the same file through the same reader: every record whole
+    rows = read_results(results)
+    assert len(rows) == sum(max(1, len(d["items"])) for d in data["letters"])
+    assert {r["file"] for r in rows} == {str(sep_path), str(broken), str(real)}
+    assert [r["item"] for r in rows if r["file"] == str(sep_path)] == [it["item"] for it in sep["items"]]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

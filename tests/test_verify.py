@@ -87,6 +87,20 @@ def test_verify_flags_a_fabricated_quote_and_fixes_offsets_of_a_true_one() -> No
     assert verify(checked, LETTER) == checked  # idempotent
 
 
+def test_the_conclusion_is_grounded_like_any_quote() -> None:
+    result = extract(LETTER)
+    item = result.items[1]
+    assert item.conclusion is not None and item.conclusion.match == "exact"
+    assert LETTER.text[item.conclusion.start : item.conclusion.end] == item.conclusion.text
+    assert item.conclusion not in item.quotes  # the supporting quotes are the other sentences
+    fake = Quote(text="The requested treatment is medically necessary and appropriate for this patient.")
+    items = [*result.items[:1], item.model_copy(update={"conclusion": fake}), *result.items[2:]]
+    checked = verify(result.model_copy(update={"items": items}), LETTER)
+    assert checked.items[1].conclusion.match == "none"
+    [flag] = [f for f in checked.flags if f.code == FlagCode.QUOTE_NOT_FOUND]
+    assert flag.item == 1 and flag.severity == "error"
+
+
 def test_verify_flags_a_citation_not_in_the_letter() -> None:
     result = extract(LETTER)
     cit = (
