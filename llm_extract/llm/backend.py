@@ -306,10 +306,7 @@ class _Session:
                     original_request=d.original_request,
                     authorized=d.authorized,
                     heading=heading,
-                    claims_administrator_guideline=[
-                        Citation(**c.model_dump()) for c in d.claims_administrator_guideline
-                    ],
-                    maximus_guideline=[Citation(**c.model_dump()) for c in d.maximus_guideline],
+                    **{field: [Citation(**c.model_dump()) for c in getattr(d, field)] for field in CITATION_FIELDS},
                     rationale_summary=d.rationale_summary,
                     rationale=known.rationale if known else None,
                     **_conclusion_and_quotes([q.text for q in d.quotes]),

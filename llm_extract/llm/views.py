@@ -86,8 +86,7 @@ class _Part(BaseModel):
 CitationDraft = view(Citation, "CitationDraft", drop=VERIFIER_FIELDS)
 QuoteDraft = view(Quote, "QuoteDraft", drop=VERIFIER_FIELDS)
 _NESTED = {
-    "claims_administrator_guideline": list[CitationDraft],  # type: ignore[valid-type]
-    "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
+    **dict.fromkeys(CITATION_FIELDS, list[CitationDraft]),  # type: ignore[valid-type]
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
 #: The model answers the conclusion as its first quote; the backend moves it to ``Item.conclusion``.

@@ -28,7 +28,7 @@ from .. import __version__
 from ..batch import BatchError
 from ..compare import heading_key
 from ..normalize import collapse
-from ..schema import CITATION_FIELDS, Determination, stated_values
+from ..schema import CITATION_FIELDS, Determination, Quote, held, stated_values
 from ..verify import EVIDENCE_TIERS
 from .inputs import Entry, Rejected, entry, file_name
 from .verdicts import (
@@ -141,9 +141,7 @@ def _item_data(spans: _Spans, i: int, it: Any) -> dict[str, Any]:
         sid = spans.add("quote", q.start, q.end, item=i, tier=q.match)
         return {"text": collapse(q.text), "match": q.match, "score": q.score, "page": q.page, "span": sid, "role": role}
 
-    quotes = ([quote(it.conclusion, "conclusion")] if it.conclusion is not None else []) + [
-        quote(q, "support") for q in it.quotes
-    ]
+    quotes = [quote(q, "conclusion" if q is it.conclusion else "support") for q in held(it, Quote)]
     drug = it.drug.model_dump(mode="json") if it.drug is not None else None
     return {
         "index": i,
