@@ -19,6 +19,7 @@ from evals.run import Verdict, apply_verdicts
 from llm_extract import FlagCode, extract, load
 from llm_extract.compare import (
     ITEM_FIELDS,
+    LETTER_FIELDS,
     LETTER_SECTIONS,
     align_items,
     heading_key,
@@ -29,7 +30,7 @@ from llm_extract.compare import (
 )
 from llm_extract.crosscheck import crosscheck
 from llm_extract.review import build_review_data
-from llm_extract.review.verdicts import VERDICT_FIELDS, mismatch_field
+from llm_extract.review.verdicts import FLAG_FIELD, VERDICT_FIELDS, mismatch_field
 from llm_extract.schema import Case, Item, Patient, Reviewer
 
 GOLD_FILE = ROOT / "evals" / "gold" / "seed-000_c56c88992780afee.json"
@@ -52,6 +53,9 @@ def test_the_labelled_fields_are_the_gold_models_and_the_schemas() -> None:
     models = {"case": Case, "reviewer": Reviewer, "patient": Patient}
     for section, fields in LETTER_SECTIONS.items():
         assert set(fields) == set(golds[section].model_fields) == set(models[section].model_fields)
+    # what the page offers a verdict, and what a flag points a verdict at, evals.run accepts
+    assert set(FLAG_FIELD.values()) <= set(VERDICT_FIELDS)
+    assert VERDICT_FIELDS == ITEM_FIELDS + LETTER_FIELDS
 
 
 def test_heading_key_and_alignment_ignore_whitespace_case_glyphs() -> None:
