@@ -90,16 +90,7 @@ def test_segments_rebuild_the_text_and_carry_every_span(letters):
     data = build_review_data(dets, texts)
     by_sha = {d.source.sha256: t for d, t in zip(dets, texts)}
     for letter in data["letters"]:
-        text = by_sha[letter["sha256"]]
-        segments = letter["segments"]
-        assert "".join(s[0] for s in segments) == text
-        pos, covered = 0, {}
-        for seg_text, ids, _soft in segments:
-            for sid in ids:
-                covered.setdefault(sid, [pos, pos])[1] = pos + len(seg_text)
-            pos += len(seg_text)
-        for sid, span in letter["spans"].items():
-            assert covered[sid] == [span["start"], span["end"]], sid
+        _check_segments(letter, by_sha[letter["sha256"]])
 
 
 def test_every_stated_value_shows_its_evidence_or_that_it_has_none(letters):
