@@ -12,11 +12,8 @@ import fnmatch
 import os
 import sys
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,8 +43,9 @@ from evals.report import (
     source_rows,
     write_all,
 )
-from llm_extract import Determination, ExtractionError, UnknownBackendError, extract, load
+from llm_extract import BatchError, ExtractionError, InvalidOptionsError, extract_many, load
 from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, item_pairs
+from llm_extract.errors import stops_batch
 from llm_extract.records import bad_json, read_json
 from llm_extract.redact import redact_url
 
@@ -77,13 +75,6 @@ DEFAULT_MIN_DRUG_ACCURACY = 0.9
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 #: A metric moved against the baseline only if it changed by more than this.
 COMPARISON_EPSILON = 1e-4
-#: Letters per task sent to a worker process (fewer round trips for the fast rules backend).
-PROCESS_CHUNKSIZE = 4
-
-#: ExtractionError codes that, on the first letter, mean the backend is not set up (no model, no
-#: key, refused credentials): a usage error, not a letter-by-letter failure of the whole gold set.
-PREFLIGHT_USAGE_CODES = frozenset({"llm_config", "llm_auth"})
-
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 PROG = "python -m evals.run"
 
@@ -274,9 +265,6 @@ def apply_verdicts(golds: Sequence[GoldLetter], verdicts: Sequence[Verdict]) -> 
 # Extraction
 # --------------------------------------------------------------------------------------------
 
-Outcome = tuple[Determination | None, str, str | None, str | None]
-
-
 def available_sources(letters_dir: Path) -> list[str]:
     """``pdfium`` (the letters themselves), then every directory of ``<letters>/variants/``."""
     root = letters_dir / VARIANTS_DIRNAME
@@ -319,74 +307,54 @@ def source_letters(
     return pairs
 
 
-def extract_one(path: str, backend: str, options: dict[str, Any]) -> Outcome:
-    """(determination, letter text, error, error kind) for one letter; never raises.
-
-    Module-level so worker processes can run it. An ExtractionError is a failed letter; any
-    other exception is recorded too (kind ``crash``) so one bad letter cannot hide the rest.
-    """
-    text = ""
-    try:
-        letter = load(path)
-        text = letter.text
-        return extract(letter, backend=backend, **options), text, None, None
-    except UnknownBackendError as exc:
-        return None, text, str(exc), "unknown_backend"
-    except ExtractionError as exc:
-        return None, text, str(exc), getattr(exc, "code", "extraction_error")
-    except TypeError as exc:
-        return None, text, f"TypeError: {_one_line(exc)}", "type_error"
-    except Exception as exc:  # noqa: BLE001 - recorded as a failed letter, never swallowed silently
-        return None, text, f"{type(exc).__name__}: {_one_line(exc)}", "crash"
-
-
-def _executor(backend: str, jobs: int) -> Executor:
-    if backend == "rules":
-        return ProcessPoolExecutor(max_workers=jobs)
-    return ThreadPoolExecutor(max_workers=jobs)  # network-bound backends
-
-
 def run_extractions(
     letters: Sequence[tuple[GoldLetter, Path]],
     backend: str,
     options: dict[str, Any],
     jobs: int,
 ) -> list[LetterResult]:
-    """Extract every (gold letter, text path), in order. The first runs alone, as a preflight:
-    an unknown backend or an option the backend rejects is a usage error, not 87 failed letters.
+    """Extract every (gold letter, text path), in order, through :func:`llm_extract.extract_many`
+    (its worker pools, time budgets and failure records). Each letter is read here once (its text
+    is scored) and handed to the batch as read; one that cannot be read is handed over by path,
+    so its failure record carries the same typed error as any other.
+
+    A bad option or an unknown backend is a usage error before any letter; so is a first letter
+    whose error class stops a batch (no model, no key, refused credentials: :func:`stops_batch`),
+    rather than every gold letter failing the same way.
     """
-    paths = [str(path) for _, path in letters]
-    outcomes: list[Outcome] = [extract_one(paths[0], backend, options)]
-    _check_usage(outcomes[0], backend, preflight=True)
-    rest = paths[1:]
-    if rest and jobs > 1:
-        try:
-            with _executor(backend, jobs) as pool:
-                chunk = PROCESS_CHUNKSIZE if backend == "rules" else 1
-                outcomes += list(
-                    pool.map(extract_one, rest, repeat(backend), repeat(options), chunksize=chunk)
+    texts: dict[int, str] = {}
+
+    def read() -> Iterator[Any]:
+        for index, (_, path) in enumerate(letters):
+            try:
+                letter = load(path)
+            except ExtractionError:
+                yield str(path)  # the batch records the same typed error
+                continue
+            texts[index] = letter.text
+            yield letter
+
+    try:
+        outcomes = extract_many(read(), backend=backend, jobs=jobs, **options)
+    except InvalidOptionsError as exc:  # before any letter
+        raise UsageError(f"bad option for backend {backend!r}: {exc}") from None
+    except ExtractionError as exc:  # UnknownBackendError
+        raise UsageError(str(exc)) from None
+    results = []
+    try:
+        for index, ((gold, _), outcome) in enumerate(zip(letters, outcomes, strict=True)):
+            if isinstance(outcome, BatchError):
+                if index == 0 and stops_batch(outcome.error):
+                    raise UsageError(f"backend {backend!r} is not usable: {outcome.message}")
+                results.append(
+                    LetterResult(gold=gold, prediction=None, text=texts.get(index, ""), error=outcome.message,
+                                 error_kind=outcome.error)
                 )
-        except (OSError, BrokenProcessPool):  # no process pool here (sandbox, no /dev/shm): go serial
-            outcomes = outcomes[:1] + [extract_one(p, backend, options) for p in rest]
-    else:
-        outcomes += [extract_one(p, backend, options) for p in rest]
-    for outcome in outcomes:
-        if outcome[3] == "unknown_backend":
-            _check_usage(outcome, backend)
-    return [
-        LetterResult(gold=g, prediction=det, text=text, error=err, error_kind=kind)
-        for (g, _), (det, text, err, kind) in zip(letters, outcomes, strict=True)
-    ]
-
-
-def _check_usage(outcome: Outcome, backend: str, preflight: bool = False) -> None:
-    _, _, error, kind = outcome
-    if kind == "unknown_backend":
-        raise UsageError(error or f"unknown backend {backend!r}")
-    if preflight and kind == "type_error":
-        raise UsageError(f"bad option for backend {backend!r}: {error}")
-    if preflight and kind in PREFLIGHT_USAGE_CODES:
-        raise UsageError(f"backend {backend!r} is not usable: {error}")
+            else:
+                results.append(LetterResult(gold=gold, prediction=outcome, text=texts[index]))
+    finally:
+        outcomes.close()
+    return results
 
 
 def extract_options(

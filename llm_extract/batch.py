@@ -11,6 +11,10 @@ it means depends on where the letter runs:
   job): a letter over budget has its worker killed, a worker that dies (SIGKILL, SIGABRT, a
   segfault, ``os._exit``) is replaced, and that letter alone gets a ``timeout`` or
   ``worker_crashed`` record;
+- a batch of *one* rules letter (``llm-extract extract letter.pdf``) starts no pool: it is read
+  here (ingest; PDF text comes from the sandbox child anyway) and parsed in a child forked from
+  this process, which has every module loaded already. Same guarantees (killed at the budget, a
+  death is retried once and then recorded), for the cost of a fork (~ms) instead of a pool's start;
 - LLM backends are I/O-bound and run in threads sharing one rate gate. A thread cannot be killed:
   a letter over budget is reported as ``timeout``, its slot goes to the next letter, and its late
   result is discarded; the request timeout (``request_timeout``) bounds the abandoned thread;
@@ -22,23 +26,29 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import math
-import multiprocessing
 import os
+import pickle
+import select
 import signal
 import stat
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ExtractionError
-from .schema import Determination
+from .options import BackendOptions
+
+if TYPE_CHECKING:
+    from .schema import Determination
 
 #: Letters submitted ahead per worker: enough to keep workers busy, few enough to stay flat.
 WINDOW_PER_JOB = 4
@@ -83,7 +93,8 @@ class BatchError(BaseModel):
     message: str
 
 
-Outcome = Determination | BatchError
+#: What a batch yields per letter (the output model is imported where results are made, not here).
+Outcome = Union["Determination", BatchError]  # noqa: UP007 (a forward reference: no runtime import)
 
 
 def _name(letter: Any) -> str:
@@ -137,12 +148,17 @@ def failure(letter: Any, code: str, message: str) -> BatchError:
     return BatchError(letter=_name(letter), sha256=letter_sha256(letter), error=code, message=message)
 
 
-def extract_one(letter: Any, backend: str = "rules", options: dict[str, Any] | None = None) -> Outcome:
+def extract_one(letter: Any, backend: str = "rules", options: BackendOptions | None = None) -> Outcome:
     """Extract one letter; every failure becomes a BatchError (picklable, for any executor)."""
     from .pipeline import extract
 
+    return guarded(letter, lambda: extract(letter, backend=backend, options=options))
+
+
+def guarded(letter: Any, work: Callable[[], Outcome]) -> Outcome:
+    """``work()``, with every failure as ``letter``'s BatchError: one bad letter never stops a batch."""
     try:
-        return extract(letter, backend=backend, **(options or {}))
+        return work()
     except ExtractionError as exc:
         return failure(letter, exc.code, str(exc))
     except OSError as exc:  # the environment (permissions, I/O), not the letter's content
@@ -160,7 +176,7 @@ def letter_timeout(backend: str, timeout: float | None = None) -> float:
     return float(timeout)
 
 
-def extract_within(letter: Any, backend: str, options: dict[str, Any], budget: float) -> Outcome:
+def extract_within(letter: Any, backend: str, options: BackendOptions, budget: float) -> Outcome:
     """``extract_one`` on a thread of its own, given up after ``budget`` seconds.
 
     For where a letter cannot be killed (threads, another executor's workers): the letter is
@@ -185,6 +201,16 @@ def timed_out(letter: Any, budget: float, after: str) -> BatchError:
     )
 
 
+def crashed(letter: Any, exitcode: int | None, what: str, after: str = "") -> BatchError:
+    """A letter's ``worker_crashed`` record: ``what`` died running it, twice (see CRASH_RETRIES)."""
+    return failure(
+        letter,
+        WORKER_CRASHED,
+        f"{_name(letter)}: {what} died ({_exit_reason(exitcode)}) while extracting this letter, "
+        f"also on a second try in a fresh one{after}",
+    )
+
+
 class _ProcessRunner:
     """The rules backend's worker processes: killed on timeout, replaced when they die."""
 
@@ -197,7 +223,7 @@ class _ProcessRunner:
 
         return ProcessPool(max_workers=self.jobs)
 
-    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+    def submit(self, letter: Any, backend: str, options: BackendOptions) -> Future:
         if not self.pool.active:  # broken as a whole (e.g. a worker died between letters): start afresh
             self.pool.stop()
             self.pool.join()
@@ -217,12 +243,7 @@ class _ProcessRunner:
         if isinstance(exc, (TimeoutError, FutureTimeout)):
             return timed_out(letter, self.budget, "its worker was stopped and replaced")
         if isinstance(exc, ProcessExpired):
-            return failure(
-                letter,
-                WORKER_CRASHED,
-                f"{_name(letter)}: the worker process died ({_exit_reason(exc.exitcode)}) while extracting "
-                "this letter, also on a second try in a fresh worker; it was replaced",
-            )
+            return crashed(letter, exc.exitcode, "the worker process", "; it was replaced")
         return None
 
     def close(self, finished: bool) -> None:
@@ -231,6 +252,106 @@ class _ProcessRunner:
         else:
             self.pool.stop()
         self.pool.join()
+
+
+class ChildDied(Exception):
+    """The forked child running a letter died (its ``exitcode``: negative is the signal)."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(_exit_reason(exitcode))
+        self.exitcode = exitcode
+
+
+#: Exit status of a forked child whose result could not be sent (a bug, not the letter's content).
+_CHILD_FAILED = 70
+_READ_CHUNK = 1 << 20
+
+
+class _ForkRunner:
+    """A batch of one rules letter: read here, parsed in a child forked from this process.
+
+    No pool, no fresh interpreter: the fork shares every module already loaded and costs a few
+    milliseconds, where starting a pool costs ~0.1-0.3 s. The guarantees of the process pool hold:
+    the child is killed at the budget (``timeout``), a child that dies is replaced by a new fork
+    once and then recorded (``worker_crashed``), and the caller's process never runs the parser.
+    Ingest stays here: its reads are bounded and PDF text comes from the sandbox child
+    (:mod:`llm_extract.pdftext`), whose warm worker this process keeps (a fork would drop it).
+    """
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+
+    def submit(self, letter: Any, backend: str, options: BackendOptions) -> Future:
+        from .ingest import load
+
+        future: Future = Future()
+        loaded = guarded(letter, lambda: load(letter))
+        try:
+            outcome = loaded if isinstance(loaded, BatchError) else self._forked(loaded, backend, options)
+        except (TimeoutError, ChildDied, OSError) as exc:  # OSError: no fork (no processes left)
+            future.set_exception(exc)
+        else:
+            future.set_result(outcome)
+        return future
+
+    def _forked(self, letter: Any, backend: str, options: BackendOptions) -> Outcome:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run the letter, send the outcome, leave without cleanup
+            code = _CHILD_FAILED
+            try:
+                os.close(read_end)
+                data = memoryview(pickle.dumps(extract_one(letter, backend, options), pickle.HIGHEST_PROTOCOL))
+                while data:
+                    data = data[os.write(write_end, data) :]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        try:
+            data = self._collect(read_end, pid)
+        finally:
+            os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0 or not data:
+            raise ChildDied(code)
+        return pickle.loads(data)  # noqa: S301 (our own child's pickle)
+
+    def _collect(self, fd: int, pid: int) -> bytes:
+        """Everything the child sends until it closes the pipe; killed at the budget."""
+        deadline = time.monotonic() + self.budget
+        readable = select.poll()
+        readable.register(fd, select.POLLIN)
+        chunks = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not readable.poll(remaining * 1000):
+                if time.monotonic() < deadline:
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise TimeoutError(self.budget)
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    @staticmethod
+    def died(exc: BaseException) -> bool:
+        return isinstance(exc, ChildDied)
+
+    def settle(self, letter: Any, exc: BaseException) -> BatchError | None:
+        if isinstance(exc, TimeoutError):
+            return timed_out(letter, self.budget, "its process was stopped")
+        if isinstance(exc, ChildDied):
+            return crashed(letter, exc.exitcode, "the process")
+        if isinstance(exc, OSError):
+            return failure(letter, IO_ERROR, f"{_name(letter)}: cannot start a process ({exc.strerror or exc})")
+        return None
+
+    def close(self, finished: bool) -> None:
+        pass
 
 
 class _ThreadRunner:
@@ -244,7 +365,7 @@ class _ThreadRunner:
         self.budget = budget
         self.slots = threading.Semaphore(jobs)
 
-    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+    def submit(self, letter: Any, backend: str, options: BackendOptions) -> Future:
         future: Future = Future()
 
         def run() -> None:
@@ -268,7 +389,7 @@ class _ExecutorRunner:
     def __init__(self, executor: Executor, budget: float) -> None:
         self.executor, self.budget = executor, budget
 
-    def submit(self, letter: Any, backend: str, options: dict[str, Any]) -> Future:
+    def submit(self, letter: Any, backend: str, options: BackendOptions) -> Future:
         try:
             return self.executor.submit(extract_within, letter, backend, options, self.budget)
         except Exception as exc:  # shut down or broken: this letter's record says so, the batch goes on
@@ -295,13 +416,14 @@ def _exit_reason(code: int | None) -> str:
 def _settle(runner: Any, letter: Any, future: Future, resubmit: Callable[[], Future]) -> Outcome:
     """The future's outcome; what went wrong around the letter (not in it) becomes its record."""
     retries, crash_retries = POOL_RETRIES, CRASH_RETRIES
+    died = getattr(runner, "died", None)
     while True:
         try:
             return future.result()
         except (KeyboardInterrupt, GeneratorExit):
             raise
         except BaseException as exc:
-            if isinstance(runner, _ProcessRunner) and runner.died(exc) and crash_retries > 0:
+            if died is not None and died(exc) and crash_retries > 0:
                 crash_retries -= 1  # one death may be another letter's: a fresh worker tries it again
                 future = resubmit()
                 continue
@@ -330,7 +452,8 @@ def extract_many(
     ordered: bool = True,
     timeout: float | None = None,
     request_timeout: float | None = None,
-    **options: Any,
+    options: BackendOptions | None = None,
+    **given: Any,
 ) -> Iterator[Outcome]:
     """Yield one outcome per letter, in input order (``ordered=True``) or as completed.
 
@@ -338,28 +461,55 @@ def extract_many(
     backend); ``request_timeout`` is an LLM backend's per-request timeout (``extract``'s
     ``timeout``). ``executor`` may be any ``concurrent.futures.Executor`` (Dask:
     ``client.get_executor()``); without one, a pool suited to the backend is created and shut
-    down here.
+    down here (none for a single rules letter: see the module docstring).
+
+    The backend and its options (keywords or ``options=``, as for ``extract``) are checked here,
+    before any letter: :class:`~llm_extract.errors.InvalidOptionsError` or
+    :class:`~llm_extract.errors.UnknownBackendError` is raised by the call itself.
     """
+    from .pipeline import backend_options
+
     if jobs < 1:
         raise ValueError("jobs must be at least 1")
     budget = letter_timeout(backend, timeout)
     if request_timeout is not None:
-        options["timeout"] = request_timeout
-    if backend != "rules":
-        from .llm.client import configure_gate
-
-        configure_gate(options.pop("max_in_flight", jobs))
-    runner: Any
-    if executor is not None:
-        runner = _ExecutorRunner(executor, budget)
-    elif backend == "rules" and not multiprocessing.current_process().daemon:
-        runner = _ProcessRunner(jobs, budget)
-    elif backend == "rules":  # inside a daemonic worker, which may not start processes: one letter at a time
-        runner = _ThreadRunner(1, budget)
-    else:
-        runner = _ThreadRunner(jobs, budget)
-    window = max(1, jobs * WINDOW_PER_JOB)
+        if options is not None:
+            given = {**options.given(), **given}
+            options = None
+        given["timeout"] = request_timeout
+    chosen, opts = backend_options(backend, options, **given)
+    chosen.prepare_batch(opts, jobs)
     source = iter(letters)
+    head = list(itertools.islice(source, 2))  # one letter alone needs no pool
+    return _stream(itertools.chain(head, source), len(head), backend, opts, jobs, executor, ordered, budget)
+
+
+def _runner(backend: str, jobs: int, executor: Executor | None, budget: float, letters: int) -> Any:
+    import multiprocessing
+
+    if executor is not None:
+        return _ExecutorRunner(executor, budget)
+    if backend != "rules":
+        return _ThreadRunner(jobs, budget)
+    if multiprocessing.current_process().daemon:  # a daemonic worker may not start processes
+        return _ThreadRunner(1, budget)
+    return _ForkRunner(budget) if letters == 1 else _ProcessRunner(jobs, budget)
+
+
+def _stream(
+    source: Iterator[Any],
+    known: int,
+    backend: str,
+    options: BackendOptions,
+    jobs: int,
+    executor: Executor | None,
+    ordered: bool,
+    budget: float,
+) -> Iterator[Outcome]:
+    if known == 0:
+        return
+    runner = _runner(backend, jobs, executor, budget, known)
+    window = max(1, jobs * WINDOW_PER_JOB)
     pending: deque[tuple[Any, Future]] = deque()
 
     def submit(letter: Any) -> Future:

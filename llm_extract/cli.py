@@ -1,10 +1,17 @@
-"""The ``llm-extract`` command line: extract letters, print the schema.
+"""The ``llm-extract`` command line: extract letters, print the schema, review, stats, cache.
 
 Bad input never shows a traceback: each failing letter gets one line on stderr naming the
-file and what is wrong, and the exit code says what happened: 0 ok; 1 a letter failed (bad,
-timed out, crashed its worker) or the output could not be written during the run (a full disk);
-2 the command cannot run as given (bad usage, an output that is a directory, unwritable, locked
-by another run, or unreadable for resuming); 3 --strict and a result has error flags; 70 a bug.
+file and what is wrong, and the exit code says what happened (:data:`EXIT_CODES`; the README's
+table): 0 ok; 1 a letter failed (bad, timed out, crashed its worker) or the output could not be
+written during the run (a full disk); 2 the command cannot run as given (bad usage, a bad option,
+an unknown backend, a missing model or key, refused credentials, an unusable cache, an output that
+is a directory, unwritable, locked by another run, or unreadable for resuming): every error class
+with ``stops_batch``; 3 --strict and a result has error flags; 70 a bug.
+
+Start-up is part of the interface (``benchmarks/bench_startup.py``): this module imports typer and
+what the command line itself needs; the extraction stages, the cache, rich (progress bars), the
+reviewer page and the LLM stack are imported by the command that uses them, and the PDF sandbox's
+child is started before the extraction stages are imported, so the two overlap.
 """
 
 from __future__ import annotations
@@ -16,39 +23,130 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typer.core import TyperCommand, TyperGroup
 
-from . import __version__
-from . import cache as result_cache
+from .backends import BACKENDS
 from .batch import LETTER_TIMEOUT_S, BatchError, expand, extract_many, is_pattern
-from .errors import ExtractionError, OutputError, OutputUnusableError
+from .errors import ExtractionError, OutputError, OutputUnusableError, stops_batch
+from .options import Mode, Strategy
 from .outputs import FORMATS, format_for, open_output, write_file
-from .pipeline import BACKENDS
-from .review.command import review_command
-from .schema import Determination, json_schema
+from .version import __version__
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from .schema import Determination
+
+EXIT_OK = 0
 EXIT_LETTER_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FLAGGED = 3
+EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
+#: What each exit code means (the README's table says the same at length).
+EXIT_CODES = {
+    EXIT_OK: "every letter extracted",
+    EXIT_LETTER_FAILED: "a letter failed, or the output could not be written during the run",
+    EXIT_USAGE: "the command cannot run as given: usage, options, configuration, an unusable output",
+    EXIT_FLAGGED: "--strict and a result carries an error flag",
+    EXIT_INTERNAL: "a bug (LLM_EXTRACT_DEBUG=1 shows the traceback)",
+}
+HELP_OPTIONS = ["-h", "--help"]
+VERSION_OPTION = "--version"
+#: Commands whose module is imported only when the command runs (or its help is shown):
+#: name -> ("module:function", one line of help for the command list).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "review": (".review.command:review_command", "Build the reviewer page for results (self-contained HTML, or --serve)."),
+}
+
+
+class _Conventions:
+    """The command line's conventions for every command: a boolean flag shows no ``<bool>`` metavar."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_Conventions, TyperCommand):
+    """Every command's class (``@app.command(cls=Command)``)."""
+
+
+class Group(_Conventions, TyperGroup):
+    """The command groups: the conventions, and :data:`LAZY_COMMANDS` loaded on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            target, short = LAZY_COMMANDS[name]
+            module, _, function = target.partition(":")
+            single = typer.Typer()
+            single.command(name, cls=Command, short_help=short)(getattr(import_module(module, __package__), function))
+            self.commands[name] = typer.main.get_command(single)
+        return super().get_command(ctx, name)
+
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="IMR determination letters to verified JSON."
+    cls=Group,
+    add_completion=False,
+    no_args_is_help=True,
+    help="IMR determination letters to verified JSON.",
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Stderr:
+    """One line per message on standard error; rich is imported only for a progress bar."""
+
+    def print(self, text: str, markup: bool = False) -> None:
+        sys.stderr.write(f"{text}\n")
+        sys.stderr.flush()
+
+    @property
+    def is_terminal(self) -> bool:
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+
+err = _Stderr()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            VERSION_OPTION,
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit (also after a command: llm-extract extract --version).",
+        ),
+    ] = False,
+) -> None:
+    """IMR determination letters to verified JSON."""
+
+
+def asks_version(argv: list[str]) -> bool:
+    """``--version`` anywhere before a ``--`` (an eager option for every command, as ``-h`` is)."""
+    return VERSION_OPTION in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -59,11 +157,7 @@ def _write(text: str, out: Path | None) -> None:
     write_file(out, text)
 
 
-#: Errors that would fail every letter the same way: stop the batch at the first one.
-FATAL_CODES = {"llm_config", "llm_auth", "llm_request", "unknown_backend", "local_model", "cache"}
-
-
-@app.command("extract")
+@app.command("extract", cls=Command)
 def extract_cmd(
     inputs: Annotated[
         list[str],
@@ -117,10 +211,11 @@ def extract_cmd(
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL).")
     ] = None,
-    mode: Annotated[
-        str | None, typer.Option(help="instructor mode: tools, json_schema, json, md_json.")
+    mode: Annotated[str | None, typer.Option(help=f"instructor mode: {', '.join(get_args(Mode))}.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help=f"{', '.join(get_args(Strategy))} (default: per-item; per-item-brief for local)."),
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="per-item, per-item-brief or whole-letter (default: per-item; per-item-brief for local).")] = None,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Use the result cache (LLM backends).")
     ] = True,
@@ -132,18 +227,13 @@ def extract_cmd(
 
     The API key is read from $OPENAI_API_KEY, never from the command line (it would land in shell history).
     """
-    if backend not in BACKENDS:
-        err.print(f"error: unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        raise typer.Exit(EXIT_USAGE)
-    options = llm_options(
-        backend,
-        model=model,
-        base_url=base_url,
-        mode=mode,
-        strategy=strategy,
-        cache=cache,
-        log_prompts=log_prompts,
-    )
+    given = {
+        name: value
+        for name, value in (("model", model), ("base_url", base_url), ("mode", mode), ("strategy", strategy))
+        if value is not None
+    }
+    if backend != "rules":  # the rules backend is never cached and has no prompts: the flags are moot
+        given.update({"cache": False} if not cache else {}, **({"log_prompts": True} if log_prompts else {}))
     if log_prompts:
         logging.basicConfig(level=logging.WARNING)
         logging.getLogger("llm_extract").setLevel(logging.DEBUG)
@@ -156,6 +246,13 @@ def extract_cmd(
         err.print(f"error: no letters (.pdf, .txt) found in: {' '.join(inputs)}", markup=False)
         raise typer.Exit(EXIT_LETTER_FAILED)
     single = len(inputs) == 1 and len(files) == 1 and not is_pattern(inputs[0]) and not os.path.isdir(inputs[0])
+    if any(path.suffix.lower() == ".pdf" for path in files[:1]):
+        from .pdftext import prestart
+
+        prestart()  # the sandbox child boots while the extraction stages are imported
+    from .pipeline import backend_options
+
+    backend_options(backend, **given)  # a bad option is exit 2 before any output is opened
     tally = Tally()
     with open_output(out, fmt_name, resume=resume, single=single, lock_wait=lock_wait) as sink:
         for note in sink.notes:
@@ -169,7 +266,7 @@ def extract_cmd(
             else:
                 tally.skip(prior.flagged)
         show = progress if progress is not None else err.is_terminal
-        outcomes = extract_many(todo, backend=backend, jobs=jobs, timeout=timeout, **options)
+        outcomes = extract_many(todo, backend=backend, jobs=jobs, timeout=timeout, **given)
         try:
             with _progress(show, len(todo)) as bar:
                 task = bar.add_task("extracting", total=len(todo)) if bar else None
@@ -178,8 +275,8 @@ def extract_cmd(
                     tally.add(recorded)
                     if isinstance(recorded, BatchError):
                         err.print(f"error: {recorded.message}", markup=False)
-                        if recorded.error in FATAL_CODES:
-                            raise typer.Exit(EXIT_LETTER_FAILED)
+                        if stops_batch(recorded.error):  # every letter would fail so: the command must change
+                            raise typer.Exit(EXIT_USAGE)
                     if bar is not None and task is not None:
                         bar.advance(task)
         finally:
@@ -239,6 +336,17 @@ def _progress(show: bool, total: int) -> Iterator[Progress | None]:
     if not show or total < 2:
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -247,54 +355,46 @@ def _progress(show: bool, total: int) -> Iterator[Progress | None]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         yield bar
 
 
-def llm_options(backend: str, **given: object) -> dict[str, object]:
-    """Options for ``extract``: LLM options only for LLM backends, and only those given."""
-    if backend == "rules":
-        extra = [k for k, v in given.items() if v not in (None, False, True)]
-        if extra:
-            err.print(f"error: --{extra[0].replace('_', '-')} applies to LLM backends, not to rules")
-            raise typer.Exit(EXIT_USAGE)
-        return {}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-cache_app = typer.Typer(help="Inspect or clear the result cache.", no_args_is_help=True)
+cache_app = typer.Typer(cls=Group, help="Inspect or clear the result cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 
-@cache_app.command("stats")
+@cache_app.command("stats", cls=Command)
 def cache_stats() -> None:
     """Where the cache is, how many results it holds, and its size (a damaged cache says so)."""
-    stats = result_cache.cache_stats()
+    from .cache import cache_stats
+
+    stats = cache_stats()
     typer.echo(json.dumps(stats, indent=2))
     if stats.get("problem"):
         err.print(f"warning: the cache is damaged: {stats['problem']}", markup=False)
 
 
-@cache_app.command("clear")
+@cache_app.command("clear", cls=Command)
 def cache_clear() -> None:
     """Delete every cached result: removes the cache directory and creates it again (repairs damage)."""
-    removed, store = result_cache.clear_cache()
+    from .cache import clear_cache
+
+    removed, store = clear_cache()
     what = "a damaged cache" if removed is None else f"{removed} cached result(s)"
     typer.echo(f"removed {what} from {store}")
 
 
-@app.command("schema")
+@app.command("schema", cls=Command)
 def schema_cmd(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print the JSON Schema of a Determination, generated from the pydantic models."""
+    from .schema import json_schema
+
     _write(json.dumps(json_schema(), indent=2) + "\n", out)
 
 
-app.command("review")(review_command)
-
-
-@app.command("serve")
+@app.command("serve", cls=Command)
 def serve_cmd(
     model: Annotated[
         str | None, typer.Option(help="Local model: qwen2.5-coder-1.5b (default) or gemma3-270m.")
@@ -318,7 +418,7 @@ def serve_cmd(
         server.stop()
 
 
-@app.command("stats")
+@app.command("stats", cls=Command)
 def stats_cmd(
     results: Annotated[
         Path, typer.Argument(help="A results file: .jsonl, .json, .csv or .parquet.", show_default=False)
@@ -352,7 +452,7 @@ def stats_cmd(
     sys.stdout.write(json.dumps(summary, indent=2) + "\n" if as_json else render_text(summary))
 
 
-@app.command("version")
+@app.command("version", cls=Command)
 def version_cmd() -> None:
     """Print the version."""
     typer.echo(__version__)
@@ -363,7 +463,11 @@ def main() -> None:
     if not os.environ.get("LLM_EXTRACT_DEBUG"):
         # instructor logs each failed attempt at ERROR; the CLI reports the outcome in one line instead.
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
-    code = _run()
+    if asks_version(sys.argv[1:]):
+        typer.echo(__version__)
+        code = EXIT_OK
+    else:
+        code = _run()
     try:  # flushed here, not at interpreter exit, so a closed pipe or a full disk is one line too
         sys.stdout.flush()
     except OSError as exc:
@@ -382,9 +486,9 @@ def _run() -> int:
     except typer.Abort:
         err.print("aborted")
         return 130
-    except ExtractionError as exc:
+    except ExtractionError as exc:  # a bad option or configuration (stops_batch): the command must change
         err.print(f"error: {exc}", markup=False)
-        return EXIT_LETTER_FAILED
+        return EXIT_USAGE if exc.stops_batch else EXIT_LETTER_FAILED
     except OutputUnusableError as exc:  # before any letter was extracted: the command must change
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE

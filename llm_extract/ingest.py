@@ -25,9 +25,11 @@ from .errors import (
     EmptyLetterError,
     ImageOnlyPDFError,
     InputTooLargeError,
+    LetterIsDirectoryError,
     LetterNotFoundError,
     UnreadableFileError,
     UnreadablePDFError,
+    UnsupportedFileTypeError,
 )
 from .pdftext import PdfLimits, pdf_page_texts
 
@@ -109,6 +111,7 @@ def load(
         return _from_pdf(data, digest, name, pdf_limits)
     if name and name.lower().endswith(".pdf"):
         raise UnreadablePDFError("file is named .pdf but is not a PDF", source=name)
+    _refuse_unsupported(data, name)
     return _from_text(_decode(data, name), digest, name)
 
 
@@ -117,7 +120,7 @@ def _looks_like_path(value: str) -> bool:
     if not value or len(value) > MAX_PATH_CHARS or "\n" in value or "\r" in value or "\0" in value:
         return False
     try:
-        if Path(value).is_file():
+        if Path(value).is_file() or Path(value).is_dir():  # a directory: named as such by _read_file
             return True
     except (OSError, ValueError):  # ValueError: a lone surrogate cannot name a file
         return False
@@ -140,6 +143,12 @@ def _read_file(path: str | os.PathLike, max_bytes: int, name: str) -> bytes:
         raise UnreadableFileError(f"cannot open the file ({_reason(err)})", source=name) from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise LetterIsDirectoryError(
+                "is a directory, not a letter file: extract() and load() read one letter; extract_many() "
+                "takes many (llm_extract.batch.expand() lists a directory's letters; the CLI searches it)",
+                source=name,
+            )
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableFileError(f"not a regular file (a {_file_kind(info.st_mode)})", source=name)
         if info.st_size > max_bytes:
@@ -176,6 +185,58 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "special file"
+
+
+#: Documents and images people send instead of a letter's PDF or text, by the extension ``filetype``
+#: gives them (or the file name's): what to call them in the error.
+UNSUPPORTED_DOCUMENTS = {
+    "docx": "a Word document",
+    "doc": "a Word 97-2003 document",
+    "odt": "an OpenDocument text",
+    "rtf": "an RTF document",
+    "xlsx": "an Excel workbook",
+    "xls": "an Excel 97-2003 workbook",
+    "ods": "an OpenDocument spreadsheet",
+    "pptx": "a PowerPoint presentation",
+    "ppt": "a PowerPoint 97-2003 presentation",
+    "odp": "an OpenDocument presentation",
+    "epub": "an EPUB book",
+}
+#: The OLE2 compound-file signature of Office 97-2003 files (``filetype`` needs more of the file).
+_OLE2 = bytes.fromhex("D0CF11E0A1B11AE1")
+#: Bytes ``filetype`` looks at (it reads no further).
+SNIFF_BYTES = 8192
+
+
+def _refuse_unsupported(data: bytes, name: str | None) -> None:
+    """An :class:`UnsupportedFileTypeError` naming the type of a document or image that is not a
+    letter's PDF or text (a .docx, .doc, RTF, a PNG or TIFF scan, ...). Only binary content is
+    named by its signature (RTF, the one text format, by its own), so letter text never is."""
+    head = data[:SNIFF_BYTES]
+    binary = b"\0" in head
+    if not binary and head.isascii() and not head.lstrip().startswith(b"{\\rtf"):
+        return  # ASCII text (most letters): no signature to look for
+    import filetype  # only for input that may not be a letter's text
+
+    kind = filetype.guess(head)
+    ext = kind.extension if kind is not None else None
+    if not binary and ext not in UNSUPPORTED_DOCUMENTS and not (kind is not None and kind.mime.startswith("image/")):
+        return  # text that happens to start like some other format (an .exe's "MZ"): a letter's text
+    if ext is None and head.startswith(_OLE2):
+        suffix = Path(name).suffix.lower().lstrip(".") if name else ""
+        ext = suffix if suffix in ("doc", "xls", "ppt") else "doc"
+    if ext is None:
+        return  # binary of no known type: _decode says so
+    if ext in UNSUPPORTED_DOCUMENTS:
+        what, advice = f"{UNSUPPORTED_DOCUMENTS[ext]} (.{ext})", "save it as PDF or plain text first"
+    elif kind is not None and kind.mime.startswith("image/"):
+        what, advice = f"a {ext.upper()} image (.{ext})", "a scan: OCR it into a PDF with a text layer or text first"
+    else:
+        what, advice = f"a {kind.mime if kind else ext} file (.{ext})", "not a letter's PDF or text"
+    raise UnsupportedFileTypeError(
+        f"unsupported file type: the input is {what}; llm_extract reads PDF and plain-text letters ({advice})",
+        source=name,
+    )
 
 
 def _decode(data: bytes, name: str | None) -> str:

@@ -36,12 +36,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from .batch import INTERNAL, BatchError, Outcome, file_sha256
 from .errors import OutputError, OutputLockedError, OutputUnusableError, OutputWriteError
 from .records import MAX_JSON_DOCUMENT_BYTES, MAX_RECORD_BYTES, record_lines
-from .schema import Determination, Flag
+
+if TYPE_CHECKING:
+    pass
 
 #: Problems listed one by one in ``notes``; the rest are counted.
 MAX_NOTES = 10
@@ -61,6 +63,8 @@ class Prior:
 @lru_cache(maxsize=1)
 def _flags_adapter() -> Any:
     from pydantic import TypeAdapter
+
+    from .schema import Flag  # the output model only where records are read (startup: cli.py)
 
     return TypeAdapter(list[Flag])
 
@@ -92,6 +96,8 @@ def record_identity(record: Any) -> tuple[str | None, Prior | None]:
             extracted, flagged = False, False
         else:
             # Determination.ok is the one home of "an error flag"; asked of the flags alone (cheap).
+            from .schema import Determination
+
             extracted, flagged = True, not Determination.ok.fget(SimpleNamespace(flags=flags))
     return name, Prior(sha if isinstance(sha, str) else None, extracted, flagged)
 
@@ -671,7 +677,7 @@ class JsonOutput(RebuiltOutput):
         _stream_write(self._target, (b",\n" if index else b"[\n") + data, self.shown)
 
     def _stream_single(self, outcome: Outcome) -> None:
-        if isinstance(outcome, Determination):  # a failed single letter: its error is on stderr only
+        if not isinstance(outcome, BatchError):  # a failed single letter: its error is on stderr only
             _stream_write(self._target, _pretty(json.loads(serialize(outcome)[0])), self.shown)
 
     def _stream_end(self, count: int) -> None:

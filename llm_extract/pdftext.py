@@ -301,6 +301,23 @@ def _release(worker: _Worker) -> None:
         worker.kill()
 
 
+def prestart() -> None:
+    """Start one sandbox child now, idle in the pool, unless one is there already.
+
+    For a caller that knows a PDF is coming and has other work first: the child's start-up
+    (an interpreter and pypdfium2, ~0.1 s) then overlaps that work, e.g. the command line's imports
+    of the extraction stages. Failing to start is not an error here: the PDF's own read reports it.
+    """
+    with _lock:
+        if any(worker.owner == os.getpid() and worker.alive() for worker in _pool):
+            return
+    try:
+        worker = _Worker()
+    except OSError:
+        return
+    _release(worker)
+
+
 def _forget_after_fork() -> None:
     """In a forked child: drop (never use) the parent's workers; close our copies of their pipes."""
     global _lock

@@ -1,23 +1,39 @@
-"""The flow behind :func:`extract`: ingest -> parse (rules | LLM) -> enrich -> verify -> cache.
+"""The flow behind :func:`extract`, one stage a line:
 
-Backends register here by name. Whatever a backend returns is enriched (DWC request category, drug,
-diagnoses: :mod:`llm_extract.classify`) and verified against the letter
-before it is returned or cached, so no backend can hand a caller an ungrounded quote, and the
-cache only ever holds verified results without error flags.
+    ingest -> (cache lookup) -> parse -> backend -> cross-check -> enrich -> verify -> cache
+
+- **ingest** (:mod:`~llm_extract.ingest`): text, a path or bytes become a :class:`Letter`;
+- **parse** (:mod:`~llm_extract.layout`): the layout parser segments it (every backend gets the parse);
+- **backend**: the rules (:mod:`~llm_extract.rules`) or a language model (:mod:`~llm_extract.llm`),
+  registered here lazily by name (``"module:Class"``), each with its options model
+  (:mod:`~llm_extract.options`), validated before any letter is read;
+- **cross-check** (:mod:`~llm_extract.crosscheck`): a model's answer against the layout parser's,
+  every disagreement a flag (for backends that are not the parser: ``crosschecked``);
+- **enrich** (:mod:`~llm_extract.classify`): DWC request category, drug, diagnoses, for every backend;
+- **verify** (:mod:`~llm_extract.verify`): every quote, citation and value located in the letter;
+- **cache** (:mod:`~llm_extract.cache`): verified results without error flags, for cacheable backends.
+
+So no backend can hand a caller an ungrounded quote, and the cache only ever holds verified
+results. The cache and the LLM stack are imported only by the backends that use them.
 """
 
 from __future__ import annotations
 
 import logging
-from importlib import import_module
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from . import layout, rules
-from .cache import cache_key, open_cache
+from .backends import BACKENDS as BACKENDS  # re-exported: the registry's one home is backends.py
+from .backends import get_backend
 from .classify import enrich
-from .errors import ExtractionError, InternalExtractionError, UnknownBackendError
+from .crosscheck import crosscheck
+from .errors import (
+    ExtractionError,
+    InternalExtractionError,
+)
 from .ingest import Letter, LetterInput, load
 from .layout import Parsed
+from .options import BackendOptions, RulesOptions
 from .schema import Determination, Flag, FlagCode
 from .verify import verify
 
@@ -28,105 +44,88 @@ CAUSE_MAX_CHARS = 300
 
 
 class Backend(Protocol):
+    """What a backend is: a name, its options model, and a run from a parsed letter to a result."""
+
     name: str
+    #: Its options model: ``extract``'s keyword arguments are validated into it.
+    Options: ClassVar[type[BackendOptions]]
+    #: Results go through the result cache (worth it when a run costs more than a read).
     cacheable: bool
+    #: Results are cross-checked against the layout parser's (backends other than the parser).
+    crosschecked: bool
 
-    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination: ...
+    def run(self, letter: Letter, parsed: Parsed, options: Any) -> Determination: ...
 
-    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]: ...
+    def cache_parts(self, letter: Letter, options: Any) -> dict[str, Any]: ...
+
+    def prepare_batch(self, options: Any, jobs: int) -> None:
+        """Called once by ``extract_many`` before its letters: shared state such as a rate gate."""
 
 
 class RulesBackend:
     """The layout parser alone: offline, deterministic, fast; never cached (it is cheaper than a read)."""
 
     name = "rules"
+    Options = RulesOptions
     cacheable = False
+    crosschecked = False
 
-    def check_options(self, options: dict[str, Any]) -> None:
-        """Reject options before any work: a wrong call is the caller's TypeError, not a letter's."""
-        if options:
-            raise TypeError(f"the rules backend takes no options, got: {', '.join(sorted(options))}")
-
-    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
-        self.check_options(options)
+    def run(self, letter: Letter, parsed: Parsed, options: RulesOptions) -> Determination:
         return rules.build(letter, parsed)
 
-    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
+    def cache_parts(self, letter: Letter, options: RulesOptions) -> dict[str, Any]:
         return {}
 
-
-class _Registry(dict):
-    """Backends by name, each built on first use: listing the names (CLI help, ``in``) imports
-    nothing, so commands that never extract with a model (``stats``, ``schema``) never load the
-    openai/instructor stack."""
-
-    def __init__(self, factories: dict[str, str]) -> None:
-        super().__init__({name: None for name in factories})
-        self._factories = factories
-
-    def __getitem__(self, name: str) -> Backend:
-        backend = super().__getitem__(name)
-        if backend is None:
-            module, _, cls = self._factories[name].partition(":")
-            backend = getattr(import_module(module, __package__), cls)()
-            super().__setitem__(name, backend)
-        return backend
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self else default  # noqa: SIM401 (dict.get would skip the build)
-
-    def values(self) -> list[Backend]:  # type: ignore[override]
-        return [self[name] for name in self]
-
-    def items(self) -> list[tuple[str, Backend]]:  # type: ignore[override]
-        return [(name, self[name]) for name in self]
+    def prepare_batch(self, options: RulesOptions, jobs: int) -> None:
+        pass
 
 
-BACKENDS: dict[str, Backend] = _Registry(
-    {"rules": ".pipeline:RulesBackend", "openai": ".llm.backend:LLMBackend", "local": ".llm.local:LocalBackend"}
-)
+def backend_options(
+    backend: str, options: BackendOptions | None = None, /, **given: Any
+) -> tuple[Backend, BackendOptions]:
+    """The backend and its validated options: the one boundary check ``extract``, ``extract_many``
+    and the command line share (:class:`InvalidOptionsError`, :class:`UnknownBackendError`)."""
+    chosen = get_backend(backend)
+    return chosen, chosen.Options.parse(options, **given)
 
 
-def get_backend(name: str) -> Backend:
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise UnknownBackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None
-
-
-def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: Any) -> Determination:
+def extract(
+    letter: LetterInput | Letter, *, backend: str = "rules", options: BackendOptions | None = None, **given: Any
+) -> Determination:
     """Turn one IMR determination letter into a verified :class:`Determination`.
 
     ``letter`` is letter text, a path to a .txt/.pdf (a ``Path`` or a string naming an existing
     file), or the bytes of either. Bad input raises a typed ``ExtractionError``; anything doubtful
     in a good letter is returned as flags, never dropped.
 
-    LLM backends take ``model``, ``base_url``, ``api_key``, ``mode`` (tools, json_schema, json,
-    md_json), ``strategy`` (per-item, whole-letter), ``cache`` (default True), ``cache_dir``,
-    ``timeout``, ``max_retries``, ``max_reasks``, ``max_tokens``, ``temperature``, ``log_prompts``.
+    Options are the backend's (:mod:`llm_extract.options`): keyword arguments (``model=``,
+    ``strategy=``, ...) or one ``options=`` object (``LLMOptions(model=...)``). The rules backend
+    takes none; ``openai`` takes :class:`~llm_extract.options.LLMOptions`, ``local``
+    :class:`~llm_extract.options.LocalOptions`. A name the backend does not take or a value it
+    cannot use is an :class:`InvalidOptionsError` before the letter is read.
 
     Whatever the letter holds, the outcome is a Determination or a typed ``ExtractionError``: an
     unexpected exception inside parsing, a backend or the verifier (a bug) is re-raised as
     :class:`InternalExtractionError` (code ``internal``) naming the cause, with the original
     exception chained and logged at DEBUG, so an unattended pipeline records it and moves on.
     """
-    chosen = get_backend(backend)
-    check = getattr(chosen, "check_options", None)
-    if check is not None:
-        check(options)
-    use_cache = bool(options.pop("cache", True)) and chosen.cacheable
-    cache_dir = options.pop("cache_dir", None)
+    chosen, opts = backend_options(backend, options, **given)
     loaded = load(letter)
     store = key = None
-    if use_cache:  # only letters that parsed are ever cached, so a hit needs no parse
-        key = cache_key(chosen.cache_parts(loaded, **options))
-        store = open_cache(cache_dir)
+    if chosen.cacheable and getattr(opts, "cache", False):  # only parsed letters are cached: a hit needs no parse
+        from .cache import cache_key, open_cache
+
+        key = cache_key(chosen.cache_parts(loaded, opts))
+        store = open_cache(getattr(opts, "cache_dir", None))
         hit = store.get(key, loaded)
         if hit is not None:
             return hit
     try:
         parsed = layout.parse(loaded.text)
-        result = verify(enrich(chosen.run(loaded, parsed, **options), loaded), loaded)
+        result = chosen.run(loaded, parsed, opts)
+        if chosen.crosschecked:
+            result = crosschecked(result, loaded, parsed)
+        result = verify(enrich(result, loaded), loaded)
         if loaded.replaced:
             result = result.model_copy(update={"flags": [*result.flags, _replaced_flag(loaded)]})
     except ExtractionError:
@@ -140,6 +139,14 @@ def extract(letter: LetterInput | Letter, *, backend: str = "rules", **options: 
     if store is not None and key is not None:
         store.put(key, result)
     return result
+
+
+def crosschecked(result: Determination, letter: Letter, parsed: Parsed) -> Determination:
+    """The cross-check stage: the layout parser's result beside the backend's, every disagreement a
+    flag. Where the parser does not know the layout the result stands alone, and says so."""
+    known = parsed.layout != "unknown" and bool(parsed.items)
+    parser = rules.build(letter, parsed) if known else None
+    return result.model_copy(update={"flags": [*result.flags, *crosscheck(result, parser)]})
 
 
 def _replaced_flag(letter: Letter) -> Flag:

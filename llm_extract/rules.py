@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
 from .citations import parse_section
 from .ingest import Letter
 from .layout import SENTENCE_END, ItemBlock, Parsed
@@ -31,6 +30,7 @@ from .schema import (
     SourceInfo,
     Span,
 )
+from .version import __version__
 
 #: A rules summary is extractive; it is cut to this length so it never becomes the rationale.
 SUMMARY_MAX_CHARS = 300

@@ -48,12 +48,13 @@ def misbehave(kind: str) -> None:
 
 
 def extract(letter: Any, **kwargs: Any) -> Any:
-    stem = Path(str(letter)).stem if isinstance(letter, (str, os.PathLike)) else ""
+    name = str(letter) if isinstance(letter, (str, os.PathLike)) else getattr(letter, "name", None) or ""
+    stem = Path(name).stem  # a path, or an ingested Letter's name (a batch of one reads it first)
     kind = stem.rsplit("-", 1)[-1]
     if kind in KINDS:
         misbehave(kind)
     if kind == "once":  # ``*-once.txt``: kills its worker the first time only (a marker file beside it remembers)
-        marker = Path(str(letter)).with_suffix(".crashed")
+        marker = Path(name).with_suffix(".crashed")
         if not marker.exists():
             marker.touch()
             misbehave("sigkill")

@@ -186,21 +186,22 @@ def test_the_commands_refuse_in_one_line(tmp_path: Path) -> None:
             text=True,
             timeout=120,
         )
-        assert res.returncode == 1, (res.stdout, res.stderr)
+        assert res.returncode == 2, (res.stdout, res.stderr)  # a configuration error: exit 2
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: cache location") and "not a directory" in lines[0]
     assert location.read_text(encoding="utf-8") == "not a directory"
 
 
 def test_a_batch_stops_at_a_refused_location(tmp_path: Path) -> None:
-    """Every letter would fail the same way: one error line, exit 1, no request sent."""
+    """Every letter would fail the same way (CacheError.stops_batch): one error line, exit 2 (the
+    command must change, not the letters), no request sent."""
     location = tmp_path / "cache"
     location.write_text("not a directory", encoding="utf-8")
     with FakeOpenAI([GOOD]) as server:
         args = ["extract", str(SEEDS[0]), str(SEEDS[1]), "--backend", "openai", "--model", "m"]
         out = tmp_path / "out.jsonl"
         res = _cli(location, *args, "--base-url", server.base_url, "--mode", "json", "-o", str(out))
-        assert res.exit_code == 1, res.output
+        assert res.exit_code == 2, res.output
         assert server.requests == []
     assert res.output.count("error: cache location") == 1, res.output
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from llm_extract import (
     Determination,
     FlagCode,
+    InvalidOptionsError,
     LLMAuthError,
     LLMConfigError,
     LLMRequestError,
@@ -266,8 +267,8 @@ def test_per_item_brief_keeps_the_parsers_citations_and_asks_for_the_rest(tmp_pa
             assert [q.text for q in got.quotes] == [q.text for q in rules.quotes[: MAX_QUOTES - 1]]
 
 
-def test_unknown_strategy_is_a_config_error() -> None:
-    with pytest.raises(LLMConfigError, match="per-item-brief"):
+def test_unknown_strategy_is_an_invalid_option() -> None:
+    with pytest.raises(InvalidOptionsError, match="per-item-brief"):
         extract(LETTER, backend="openai", base_url="http://127.0.0.1:9/v1", api_key="x", strategy="fast")
 
 
@@ -332,7 +333,7 @@ def test_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         extract(LETTER, backend="openai", cache=False)
     with pytest.raises(LLMConfigError, match="OPENAI_API_KEY"):
         extract(LETTER, backend="openai", model="gpt-4o-mini", cache=False)
-    with pytest.raises(LLMConfigError, match="mode"):
+    with pytest.raises(InvalidOptionsError, match="mode"):
         extract(
             LETTER,
             backend="openai",
@@ -499,7 +500,7 @@ def test_credentials_in_the_base_url_never_leave_the_process(
         args = ["extract", str(LETTER), "--backend", "openai", "--model", "fake-model", "--base-url"]
         args += [credentialed(server), "--mode", "json", "--no-cache"]
         res = CliRunner().invoke(app, args)
-        assert res.exit_code == 1 and "OPENAI_API_KEY" in res.output and "--api-key" not in res.output
+        assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output and "--api-key" not in res.output
         assert "***@127.0.0.1" in res.output
     assert_no_secret("the error line", res.output)
     assert_no_secret("the logs", caplog.text)

@@ -11,28 +11,28 @@ Three strategies behind one option:
 - ``whole-letter``: the model reads the whole letter and finds the items itself (also used when
   the parser does not know the layout).
 
-Every answer is validated against the letter inside instructor (re-asked with the reasons), then
-cross-checked against the layout parser; whatever is still wrong after the last re-ask comes back
-as error flags, never as an exception and never silently dropped.
+Every answer is validated against the letter inside instructor (re-asked with the reasons);
+whatever is still wrong after the last re-ask comes back as error flags, never as an exception and
+never silently dropped. The pipeline then cross-checks it against the layout parser
+(``crosschecked``: :func:`llm_extract.pipeline.crosschecked`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from typing import Any
 
 from instructor.core import InstructorRetryException
 from pydantic import BaseModel
 
-from .. import __version__, rules
+from .. import rules
 from ..compare import item_pairs
-from ..crosscheck import crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
 from ..normalize import collapse
+from ..options import LLMOptions, ModelOptions
 from ..schema import (
     CITATION_FIELDS,
     Citation,
@@ -48,15 +48,14 @@ from ..schema import (
     stated_values,
 )
 from ..verify import Verifier
+from ..version import __version__
 from . import prompts
-from .client import Endpoint, with_retries
+from .client import Endpoint, configure_gate, with_retries
 from .views import ItemBrief, ItemFill, LetterDraft
 
 log = logging.getLogger("llm_extract.llm")
 
-STRATEGIES = ("per-item", "per-item-brief", "whole-letter")
 PER_ITEM = ("per-item", "per-item-brief")
-LOG_PROMPTS_ENV = "LLM_EXTRACT_LOG_PROMPTS"
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -64,42 +63,38 @@ class LLMBackend:
     """Any OpenAI-compatible endpoint, through instructor on the openai client."""
 
     name = "openai"
+    Options: type[ModelOptions] = LLMOptions
     cacheable = True
+    crosschecked = True
     default_strategy = "per-item"
 
-    def endpoint(self, **options: Any) -> Endpoint:
-        return Endpoint.from_options(**options)
+    def endpoint(self, options: ModelOptions) -> Endpoint:
+        return Endpoint.from_options(**options.endpoint_fields())
 
-    def split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
-        options = dict(options)
-        strategy = options.pop("strategy", None) or self.default_strategy
-        if strategy not in STRATEGIES:
-            from ..errors import LLMConfigError
+    def prepare_batch(self, options: ModelOptions, jobs: int) -> None:
+        """A batch's threads share one rate gate: ``max_in_flight`` requests (default ``jobs``)."""
+        configure_gate(options.max_in_flight or jobs)
 
-            raise LLMConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-        log_prompts = bool(options.pop("log_prompts", False) or os.environ.get(LOG_PROMPTS_ENV))
-        return options, strategy, log_prompts
-
-    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
-        """What the cache key covers: never the API key, nor credentials in the base URL."""
-        rest, strategy, _ = self.split_options(options)
-        endpoint = self.endpoint(**rest)
+    def cache_parts(self, letter: Letter, options: ModelOptions) -> dict[str, Any]:
+        """What the cache key covers: the options that change an answer (never the API key, nor
+        credentials in the base URL), resolved as the run resolves them, and the versions."""
+        endpoint = self.endpoint(options)
         return {
             "sha256": letter.sha256,
             "backend": self.name,
+            "options": options.cache_fields(),
             "model": endpoint.model,
             "endpoint": endpoint.shown,
             "mode": endpoint.mode,
-            "strategy": strategy,
+            "strategy": options.strategy or self.default_strategy,
             "prompt": prompts.prompt_id(),
-            "options": {k: v for k, v in rest.items() if k not in ("api_key", "model", "base_url", "mode")},
             "version": __version__,
         }
 
-    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
-        rest, strategy, log_prompts = self.split_options(options)
-        endpoint = self.endpoint(**rest)
-        session = _Session(endpoint, letter, log_prompts)
+    def run(self, letter: Letter, parsed: Parsed, options: ModelOptions) -> Determination:
+        strategy = options.strategy or self.default_strategy
+        endpoint = self.endpoint(options)
+        session = _Session(endpoint, letter, options.prompts_logged())
         baseline = rules.build(letter, parsed)
         known = parsed.layout != "unknown" and bool(parsed.items)
         if strategy in PER_ITEM and known:
@@ -135,12 +130,7 @@ class LLMBackend:
                 usage=usage,
             ),
         )
-        return result.model_copy(
-            update={
-                "flags": result.flags + crosscheck(result, baseline if known else None),
-                "evidence": _parser_evidence(result, baseline),
-            }
-        )
+        return result.model_copy(update={"evidence": _parser_evidence(result, baseline)})
 
 
 def _parser_evidence(result: Determination, baseline: Determination) -> dict[str, Grounding]:

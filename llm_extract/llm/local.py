@@ -32,7 +32,9 @@ from typing import Any
 
 import platformdirs
 
-from ..errors import LLMConfigError, LLMError
+from ..errors import LLMConfigError, LocalModelError
+from ..options import LocalOptions
+from ..version import __version__
 from .backend import LLMBackend
 from .client import Endpoint
 
@@ -50,12 +52,6 @@ MODEL_ENV = "LLM_EXTRACT_LOCAL_MODEL"
 LOCAL_MAX_REASKS = 0
 #: llama.cpp batch sizes for prompt evaluation (measured: larger batches gain nothing on 2 cores).
 LOCAL_N_BATCH = 512
-
-
-class LocalModelError(LLMError):
-    """The local model is not installed, fails its checksum, or its server does not start."""
-
-    code = "local_model"
 
 
 @dataclass(frozen=True)
@@ -267,12 +263,12 @@ _servers: dict[str, LocalServer] = {}
 _lock = threading.Lock()
 
 
-def shared_server(key: str) -> LocalServer:
-    """One server per model per process, started on first use and stopped at exit."""
+def shared_server(key: str, threads: int | None = None) -> LocalServer:
+    """One server per model per process, started on first use (with ``threads``) and stopped at exit."""
     with _lock:
         server = _servers.get(key)
         if server is None or server.process is None or server.process.poll() is not None:
-            server = LocalServer(key).start()
+            server = LocalServer(key, threads=threads).start()
             _servers[key] = server
         return server
 
@@ -288,49 +284,42 @@ class LocalBackend(LLMBackend):
     """``backend="local"``: the embedded model, through the same openai + instructor path."""
 
     name = "local"
+    Options = LocalOptions
     default_strategy = "per-item-brief"
 
-    def _key(self, options: dict[str, Any]) -> str:
-        return options.pop("model", None) or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    def _key(self, options: LocalOptions) -> str:
+        return options.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
-    def endpoint(self, **options: Any) -> Endpoint:
-        options = dict(options)
+    def endpoint(self, options: LocalOptions) -> Endpoint:  # type: ignore[override]
         key = self._key(options)
-        for forbidden in ("base_url", "api_key"):
-            if options.pop(forbidden, None):
-                raise LLMConfigError(
-                    f"{forbidden} does not apply to the local backend (it runs its own server)"
-                )
-        server = shared_server(key)
+        server = shared_server(key, threads=options.threads)
         tuning = {
             "timeout": LOCAL_TIMEOUT_S,
             "max_tokens": LOCAL_MAX_TOKENS,
             "max_reasks": LOCAL_MAX_REASKS,
-            **options,
+            **options.endpoint_fields(),
         }
+        tuning.pop("model", None)
         mode = tuning.pop("mode", None) or "tools"
-        endpoint = Endpoint.from_options(
-            model=key, base_url=server.base_url, api_key="local", mode=mode, **tuning
-        )
+        endpoint = Endpoint.from_options(model=key, base_url=server.base_url, api_key="local", mode=mode, **tuning)
         endpoint.local = True
         return endpoint
 
-    def cache_parts(self, letter: Any, **options: Any) -> dict[str, Any]:
+    def cache_parts(self, letter: Any, options: LocalOptions) -> dict[str, Any]:  # type: ignore[override]
         """The cache key names the model by its pinned sha256, without starting the server."""
         from . import prompts
 
-        options = dict(options)
         key = self._key(options)
-        rest, strategy, _ = self.split_options(options)
         spec = MODELS.get(key)
         if spec is None:
             raise LLMConfigError(f"unknown local model {key!r}; choose one of: {', '.join(MODELS)}")
         return {
             "sha256": letter.sha256,
             "backend": self.name,
+            "options": options.cache_fields(),
             "model": spec.sha256,
-            "strategy": strategy,
+            "mode": options.mode or "tools",
+            "strategy": options.strategy or self.default_strategy,
             "prompt": prompts.prompt_id(),
-            "options": {k: v for k, v in rest.items() if k != "mode"},
-            "mode": rest.get("mode", "tools"),
+            "version": __version__,
         }

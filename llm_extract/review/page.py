@@ -24,12 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from ..batch import BatchError
 from ..compare import heading_key
 from ..normalize import collapse
 from ..schema import CITATION_FIELDS, Determination, Quote, held, stated_values
 from ..verify import EVIDENCE_TIERS
+from ..version import __version__
 from .inputs import Entry, Rejected, entry, file_name
 from .verdicts import (
     ITEM_FIELDS,
