@@ -1,0 +1,232 @@
+"""Which model-facing view lets the small local model get decisions right? A probe on the gold set.
+
+    python benchmarks/probe_views.py [--variant NAME ...] [--only GLOB] [--out FILE] [--report]
+
+Each variant is a (view, prompt) pair sent, one gold item at a time, to the embedded llama.cpp
+server through the same instructor tools mode as the backend (the grammar forces the view's JSON).
+No validation, no re-ask: the model's first answer is scored against the gold label (never the
+parser's decision). Variants run one after another (each has its own tool schema in the system
+message, hence its own cached prefix). Answers go to a JSONL file as they come, so a run can be
+stopped and resumed; ``--report`` prints the per-variant table from that file.
+
+The views probed (only the fields that bear on the decision, so generation stays short):
+
+- ``enum-full``   ``decision`` (today's enum field first), today's brief item prompt (whole block
+                  with the citation sections);
+- ``word-full``   ``decision_word`` ("the word right after the item's name in its heading, copied
+                  exactly") written before ``decision``, same prompt;
+- ``enum-lean``   ``decision`` on the lean prompt (heading line + the rationale's sentences,
+                  numbered, no citation sections);
+- ``word-lean``   ``decision_word`` then ``decision`` on the lean prompt;
+- ``final``       the shipped view and prompts (``llm.views.ItemBrief``, few-shot system prompt).
+
+Token counts (prompt/completion, from each response's ``usage``) are recorded next to seconds,
+so speed can be compared on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from evals.gold import load_gold  # noqa: E402
+from llm_extract import layout, load  # noqa: E402
+from llm_extract.crosscheck import align_items  # noqa: E402
+from llm_extract.llm import local, prompts  # noqa: E402
+from llm_extract.normalize import collapse, sentences  # noqa: E402
+from llm_extract.schema import Item  # noqa: E402
+
+DEFAULT_OUT = Path("/tmp/probe_views.jsonl")
+
+
+class _Probe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+_DECISION = Item.model_fields["decision"].description
+
+
+class EnumFirst(_Probe):
+    """One disputed item's decision."""
+
+    decision: Literal["upheld", "overturned", "partial"] = Field(description=_DECISION)
+
+
+class WordFirst(_Probe):
+    """One disputed item's decision."""
+
+    decision_word: str = Field(
+        description="The word right after the item's name in its heading, copied exactly."
+    )
+    decision: Literal["upheld", "overturned", "partial"] = Field(description=_DECISION)
+
+
+@dataclass(frozen=True)
+class Case:
+    letter: str
+    index: int
+    gold: str
+    text: str
+    block: Any  # layout.ItemBlock
+    name: str
+
+
+def lean_prompt(case: Case) -> str:
+    """Heading line (item name and decision word as written) and the rationale's sentences, numbered."""
+    block, text = case.block, case.text
+    end = block.decision_span[1] if block.decision_span else block.heading[1]
+    heading = collapse(text[block.heading[0] : end])
+    lines = [f"Item heading: {heading}", "Decision rationale, one sentence per line:"]
+    if block.rationale:
+        for n, (s, e) in enumerate(sentences(text, *block.rationale), 1):
+            lines.append(f"{n}. {collapse(text[s:e])}")
+    return "\n".join(lines)
+
+
+def full_prompt(case: Case, sha256: str) -> str:
+    block, text = case.block, case.text
+    end = block.rationale[1] if block.rationale else block.heading[1]
+    return prompts.item_prompt(case.name, text[block.block_start : end], sha256, citations=False)
+
+
+def cases(only: list[str] | None) -> Iterator[tuple[Case, str]]:
+    for gold in load_gold():
+        stem = Path(gold.letter).stem
+        if only and not any(fnmatch.fnmatch(stem, g) or fnmatch.fnmatch(gold.letter, g) for g in only):
+            continue
+        letter = load(ROOT / "evals/letters" / gold.letter)
+        parsed = layout.parse(letter.text)
+        names = [collapse(letter.text[b.heading[0] : b.heading[1]]) for b in parsed.items]
+        for g, p, _ in align_items([i.item for i in gold.items], names):
+            yield Case(gold.letter, g, gold.items[g].decision, letter.text, parsed.items[p], names[p]), letter.sha256
+
+
+def ask(client: Any, model: type[BaseModel], system: str, user: str) -> tuple[BaseModel | None, Any, str]:
+    completion = None
+    try:
+        answer, completion = client.chat.completions.create_with_completion(
+            model="local",
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            response_model=model,
+            max_retries=0,
+            max_tokens=256,
+            temperature=0.0,
+        )
+        return answer, completion.usage, ""
+    except Exception as exc:  # an invalid answer is a wrong answer here, not a crash
+        return None, getattr(completion, "usage", None), f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def variants() -> dict[str, tuple[type[BaseModel], Callable[[], str], Callable[[Case, str], str]]]:
+    old_system = prompts.system_prompt
+    table: dict[str, tuple[type[BaseModel], Callable[[], str], Callable[[Case, str], str]]] = {
+        "enum-full": (EnumFirst, old_system, full_prompt),
+        "word-full": (WordFirst, old_system, full_prompt),
+        "enum-lean": (EnumFirst, old_system, lambda c, _sha: lean_prompt(c)),
+        "word-lean": (WordFirst, old_system, lambda c, _sha: lean_prompt(c)),
+    }
+    return table
+
+
+def run(names: list[str], only: list[str] | None, out: Path) -> None:
+    import instructor
+    import openai
+
+    done = {(r["variant"], r["letter"], r["index"]) for r in read(out)}
+    server = local.shared_server(local.DEFAULT_MODEL)
+    client = instructor.from_openai(
+        openai.OpenAI(base_url=server.base_url, api_key="local", timeout=600, max_retries=0),
+        mode=instructor.Mode.TOOLS,
+    )
+    table = variants()
+    all_cases = list(cases(only))
+    with out.open("a", encoding="utf-8") as sink:
+        for name in names:
+            model, system, user = table[name]
+            for case, sha in all_cases:
+                if (name, case.letter, case.index) in done:
+                    continue
+                t0 = time.perf_counter()
+                answer, usage, error = ask(client, model, system(), user(case, sha))
+                row = {
+                    "variant": name,
+                    "letter": case.letter,
+                    "index": case.index,
+                    "gold": case.gold,
+                    "decision": getattr(answer, "decision", None),
+                    "decision_word": getattr(answer, "decision_word", None),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "prompt_tokens": getattr(usage, "prompt_tokens", None),
+                    "completion_tokens": getattr(usage, "completion_tokens", None),
+                    "error": error,
+                }
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+                mark = "ok " if row["decision"] == row["gold"] else "BAD"
+                print(f"{name:10s} {mark} {case.letter:40s} #{case.index} {row['decision_word']!r:14} "
+                      f"{row['decision']!s:10s} gold {case.gold:10s} {row['seconds']:5.1f}s "
+                      f"{row['prompt_tokens']}+{row['completion_tokens']}", flush=True)
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def report(path: Path) -> str:
+    rows = read(path)
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by[row["variant"]].append(row)
+    out = [
+        "| variant | items | decisions right | upheld right | overturned right | partial right | invalid | "
+        "s/item | prompt+completion tokens/item |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, group in by.items():
+        n = len(group)
+        right = sum(r["decision"] == r["gold"] for r in group)
+
+        def cls(label: str, group: list[dict[str, Any]] = group) -> str:
+            sub = [r for r in group if r["gold"] == label]
+            return f"{sum(r['decision'] == label for r in sub)}/{len(sub)}"
+
+        invalid = sum(bool(r["error"]) for r in group)
+        secs = sum(r["seconds"] for r in group) / n
+        pt = sum(r["prompt_tokens"] or 0 for r in group) / n
+        ct = sum(r["completion_tokens"] or 0 for r in group) / n
+        out.append(
+            f"| `{name}` | {n} | **{right}/{n} ({right / n:.3f})** | {cls('upheld')} | {cls('overturned')} | "
+            f"{cls('partial')} | {invalid} | {secs:.1f} | {pt:.0f}+{ct:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", action="append", help="repeatable; default: all")
+    parser.add_argument("--only", action="append", help="gold letters whose name matches (repeatable)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
+    args = parser.parse_args()
+    if not args.report:
+        run(args.variant or list(variants()), args.only, args.out)
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
