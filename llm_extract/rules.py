@@ -8,6 +8,7 @@ conclusion, a letter that stops mid-item, a guideline sentence it could not read
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -32,7 +33,8 @@ from .schema import (
 )
 from .version import __version__
 
-#: A rules summary is extractive; it is cut to this length so it never becomes the rationale.
+#: Longest rationale summary, whoever writes it (the rules backend's whole sentences here, a
+#: language model's own words in the LLM views, which take this bound from here).
 SUMMARY_MAX_CHARS = 300
 #: Quotes per item: the conclusion (``Item.conclusion``) plus up to two supporting sentences (``Item.quotes``).
 MAX_RULE_QUOTES = 3
@@ -276,7 +278,7 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
         quotes = _quotes(letter, sentence_spans, concl)
         if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
             concluding = _quote(letter, *concl)
-        summary = _summary(text, block.rationale, sentence_spans, concl)
+        summary = _summary(text, sentence_spans, concl)
     citations = {}
     for field, span in (("claims_administrator_guideline", block.ca), ("maximus_guideline", block.mx)):
         parsed = parse_section(text, span, letter.pages)
@@ -335,11 +337,70 @@ def _quote(letter: Letter, start: int, end: int) -> Quote:
     return Quote(text=letter.text[start:end], start=start, end=end, page=letter.page_of(start), match="exact", score=100.0)
 
 
-def _summary(text: str, span: tuple[int, int], spans: SentenceSpans, concl: tuple[int, int] | None) -> str:
-    """Extractive: the key finding, then the conclusion, within SUMMARY_MAX_CHARS."""
-    finding = next((s for s in spans if s != concl and FINDING_WORDS.search(text, s[0], s[1])), None)
-    parts = [collapse(text[s[0] : s[1]]) for s in (finding, concl) if s]
-    summary = " ".join(parts) or collapse(text[span[0] : span[1]])
-    if len(summary) > SUMMARY_MAX_CHARS:
-        summary = summary[: SUMMARY_MAX_CHARS - 1].rsplit(" ", 1)[0] + "\u2026"
-    return summary
+def _summary(text: str, spans: SentenceSpans, concl: tuple[int, int] | None) -> str | None:
+    """Extractive: the conclusion and the main reason, whole sentences.
+
+    The main reason is the first sentence with finding words ("no documentation", "exceeds") that
+    fits beside the conclusion, preferring one that is not itself another conclusion.
+    """
+    room = SUMMARY_MAX_CHARS - (len(collapse(text[concl[0] : concl[1]])) + 1 if concl else 0)
+    fits = [
+        s
+        for s in spans
+        if s != concl and FINDING_WORDS.search(text, s[0], s[1]) and len(collapse(text[s[0] : s[1]])) <= room
+    ]
+    finding = next((s for s in fits if not NECESSITY.search(text, s[0], s[1])), fits[0] if fits else None)
+    return summarize(text, spans, concl, finding)
+
+
+def summarize(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    conclusion: tuple[int, int] | None,
+    reason: tuple[int, int] | None,
+) -> str | None:
+    """A summary of whole sentences within SUMMARY_MAX_CHARS: the main reason and the conclusion.
+
+    Shared by the rules backend (which picks the reason by its finding words) and the local LLM
+    (which numbers the conclusion and the main reason). In letter order; the reason is left out if
+    both do not fit. Without a conclusion, the reason (or the rationale's last sentence) stands alone.
+    A single sentence over the limit (a run-on the sentence splitter could not break, e.g. inside an
+    unbalanced quotation) keeps its last whole sentences by a looser split; only a sentence with no
+    break at all is cut at a word, with an ellipsis.
+    """
+    main = conclusion or reason or (spans[-1] if spans else None)
+    if main is None:
+        return None
+    chosen = [main]
+    both = len(collapse(text[main[0] : main[1]])) + 1 + (len(collapse(text[reason[0] : reason[1]])) if reason else 0)
+    if reason and reason != main and both <= SUMMARY_MAX_CHARS:
+        chosen.append(reason)
+    summary = " ".join(collapse(text[s:e]) for s, e in sorted(chosen))
+    return summary if len(summary) <= SUMMARY_MAX_CHARS else _tail_sentences(summary)
+
+
+#: Quotation marks hidden from the sentence splitter when a run-on must be broken up.
+_QUOTE_MARKS = str.maketrans({c: " " for c in "\"\u201c\u201d"})
+
+
+def _tail_sentences(text: str) -> str:
+    """The longest run of whole final sentences of ``text`` within the limit.
+
+    The sentence splitter does not break inside an open quotation; a run-on that long usually has
+    an unbalanced quote, so here the marks are hidden (same length, same offsets) and it splits.
+    """
+    spans = sentences(text.translate(_QUOTE_MARKS), 0, len(text))
+    for s, _ in spans:  # the longest suffix that fits, copied whole (closing quotes included)
+        if len(text) - s <= SUMMARY_MAX_CHARS:
+            return text[s:].strip()
+    return text[: SUMMARY_MAX_CHARS - 1].rsplit(" ", 1)[0] + "\u2026"
+
+
+def stance(text: str) -> str | None:
+    """What ``text`` concludes about necessity: ``upheld`` (not necessary), ``overturned``, or None.
+
+    The rules backend's own rule, for any text (a summary): its conclusion sentence is found the
+    way a rationale's is, and read with :func:`polarity`; a text that concludes nothing has no stance.
+    """
+    found = conclusion(text, (0, len(text)))
+    return polarity(text[found[0] : found[1]]) if found else None
