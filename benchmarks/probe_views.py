@@ -82,6 +82,7 @@ class Case:
     text: str
     block: Any  # layout.ItemBlock
     name: str
+    partial: bool  # a partial authorisation (gold has original_request)
 
 
 def lean_prompt(case: Case) -> str:
@@ -111,7 +112,9 @@ def cases(only: list[str] | None) -> Iterator[tuple[Case, str]]:
         parsed = layout.parse(letter.text)
         names = [collapse(letter.text[b.heading[0] : b.heading[1]]) for b in parsed.items]
         for g, p, _ in align_items([i.item for i in gold.items], names):
-            yield Case(gold.letter, g, gold.items[g].decision, letter.text, parsed.items[p], names[p]), letter.sha256
+            partial = gold.items[g].original_request is not None
+            case = Case(gold.letter, g, gold.items[g].decision, letter.text, parsed.items[p], names[p], partial)
+            yield case, letter.sha256
 
 
 def ask(client: Any, model: type[BaseModel], system: str, user: str) -> tuple[BaseModel | None, Any, str]:
@@ -141,7 +144,7 @@ def variants() -> dict[str, tuple[type[BaseModel], Callable[[], str], Callable[[
     return table
 
 
-def run(names: list[str], only: list[str] | None, out: Path) -> None:
+def run(names: list[str], only: list[str] | None, out: Path, chunk: int) -> None:
     import instructor
     import openai
 
@@ -153,32 +156,42 @@ def run(names: list[str], only: list[str] | None, out: Path) -> None:
     )
     table = variants()
     all_cases = list(cases(only))
+    letters = list(dict.fromkeys(case.letter for case, _ in all_cases))
     with out.open("a", encoding="utf-8") as sink:
-        for name in names:
-            model, system, user = table[name]
-            for case, sha in all_cases:
-                if (name, case.letter, case.index) in done:
-                    continue
-                t0 = time.perf_counter()
-                answer, usage, error = ask(client, model, system(), user(case, sha))
-                row = {
-                    "variant": name,
-                    "letter": case.letter,
-                    "index": case.index,
-                    "gold": case.gold,
-                    "decision": getattr(answer, "decision", None),
-                    "decision_word": getattr(answer, "decision_word", None),
-                    "seconds": round(time.perf_counter() - t0, 2),
-                    "prompt_tokens": getattr(usage, "prompt_tokens", None),
-                    "completion_tokens": getattr(usage, "completion_tokens", None),
-                    "error": error,
-                }
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-                mark = "ok " if row["decision"] == row["gold"] else "BAD"
-                print(f"{name:10s} {mark} {case.letter:40s} #{case.index} {row['decision_word']!r:14} "
-                      f"{row['decision']!s:10s} gold {case.gold:10s} {row['seconds']:5.1f}s "
-                      f"{row['prompt_tokens']}+{row['completion_tokens']}", flush=True)
+        # Letters in chunks, every variant on each chunk before the next: at any moment all variants
+        # have answered the same items (comparable if the run is stopped), and the variant's prefix is
+        # re-evaluated only once per chunk.
+        for start in range(0, len(letters), chunk):
+            chunk_letters = set(letters[start : start + chunk])
+            for name in names:
+                model, system, user = table[name]
+                for case, sha in all_cases:
+                    if case.letter not in chunk_letters or (name, case.letter, case.index) in done:
+                        continue
+                    t0 = time.perf_counter()
+                    answer, usage, error = ask(client, model, system(), user(case, sha))
+                    row = {
+                        "variant": name,
+                        "letter": case.letter,
+                        "index": case.index,
+                        "gold": case.gold,
+                        "partial": case.partial,
+                        "decision": getattr(answer, "decision", None),
+                        "decision_word": getattr(answer, "decision_word", None),
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "prompt_tokens": getattr(usage, "prompt_tokens", None),
+                        "completion_tokens": getattr(usage, "completion_tokens", None),
+                        "error": error,
+                    }
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                    mark = "ok " if row["decision"] == row["gold"] else "BAD"
+                    print(
+                        f"{name:10s} {mark} {case.letter:40s} #{case.index} {row['decision_word']!r:14} "
+                        f"{row['decision']!s:10s} gold {case.gold:10s} {row['seconds']:5.1f}s "
+                        f"{row['prompt_tokens']}+{row['completion_tokens']}",
+                        flush=True,
+                    )
 
 
 def read(path: Path) -> list[dict[str, Any]]:
@@ -188,17 +201,23 @@ def read(path: Path) -> list[dict[str, Any]]:
 
 
 def report(path: Path) -> str:
+    """Per-variant table over the items every listed variant has answered (so rows compare)."""
     rows = read(path)
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by: dict[str, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
     for row in rows:
-        by[row["variant"]].append(row)
+        by[row["variant"]][(row["letter"], row["index"])] = row
+    common = set.intersection(*(set(v) for v in by.values())) if by else set()
+    letters = {letter for letter, _ in common}
     out = [
-        "| variant | items | decisions right | upheld right | overturned right | partial right | invalid | "
+        f"{len(common)} items of {len(letters)} letters answered by every variant:",
+        "",
+        "| variant | decisions right | upheld right | overturned right | with original_request | invalid | "
         "s/item | prompt+completion tokens/item |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, group in by.items():
-        n = len(group)
+    for name, answered in by.items():
+        group = [answered[key] for key in sorted(common)]
+        n = len(group) or 1
         right = sum(r["decision"] == r["gold"] for r in group)
 
         def cls(label: str, group: list[dict[str, Any]] = group) -> str:
@@ -209,9 +228,11 @@ def report(path: Path) -> str:
         secs = sum(r["seconds"] for r in group) / n
         pt = sum(r["prompt_tokens"] or 0 for r in group) / n
         ct = sum(r["completion_tokens"] or 0 for r in group) / n
+        partial = [r for r in group if r.get("partial")]
+        partial_right = f"{sum(r['decision'] == r['gold'] for r in partial)}/{len(partial)}"
         out.append(
-            f"| `{name}` | {n} | **{right}/{n} ({right / n:.3f})** | {cls('upheld')} | {cls('overturned')} | "
-            f"{cls('partial')} | {invalid} | {secs:.1f} | {pt:.0f}+{ct:.0f} |"
+            f"| `{name}` | **{right}/{len(group)} ({right / n:.3f})** | {cls('upheld')} | {cls('overturned')} | "
+            f"{partial_right} | {invalid} | {secs:.1f} | {pt:.0f}+{ct:.0f} |"
         )
     return "\n".join(out)
 
@@ -222,9 +243,10 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="gold letters whose name matches (repeatable)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
+    parser.add_argument("--chunk", type=int, default=8, help="letters per chunk (all variants run on a chunk in turn)")
     args = parser.parse_args()
     if not args.report:
-        run(args.variant or list(variants()), args.only, args.out)
+        run(args.variant or list(variants()), args.only, args.out, args.chunk)
     print(report(args.out))
 
 

@@ -75,6 +75,7 @@ class FlagCode(str, Enum):
     DRUG_UNKNOWN = "drug_unknown"
     VALUE_OUT_OF_RANGE = "value_out_of_range"
     INVALID_CHARACTERS = "invalid_characters"
+    SUMMARY_CONTRADICTS_DECISION = "summary_contradicts_decision"
 
 
 class Stated:

@@ -4,7 +4,7 @@ Each request to ``/v1/chat/completions`` takes the next step of the script (the 
 repeats). A step is a status code, headers, and either a body (dict or raw str), an answer
 (a dict the server wraps as a tool call or as message content, matching the request's mode),
 or a delay (seconds to sleep before answering, to trigger client timeouts). Every request is
-recorded, so tests can assert how many the client sent and what they said.
+recorded, so tests can assert how many the client sent, what they said, and on which connection.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from llm_extract.llm.views import MAX_QUOTES
-from llm_extract.schema import Quote, held
+from llm_extract.normalize import sentences
+from llm_extract.rules import conclusion
 
 
 @dataclass
@@ -70,6 +71,8 @@ class FakeOpenAI:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do (every answer has a length)
+
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
@@ -78,6 +81,7 @@ class FakeOpenAI:
                 request = json.loads(self.rfile.read(length) or b"{}")
                 request["_path"] = self.path
                 request["_auth"] = self.headers.get("authorization")
+                request["_peer"] = self.client_address  # the client's (host, port): one per connection
                 step = server._next(request)
                 if step.delay:
                     time.sleep(step.delay)
@@ -133,35 +137,66 @@ def _completion(request: dict, step: Step) -> dict:
     }
 
 
-SUMMARY = "The records do not support the request under the cited guideline."
+SUMMARY = "The records do not show the findings the guideline requires."
 
 
 def citation_json(c: Any) -> dict:
     return {"text": c.text, "source": c.source, "title": c.title, "year": c.year, "topic": c.topic, "pages": c.pages}
 
 
-def item_json(item: Any, **changes: Any) -> dict:
-    """A model's answer for one item, copied from a (rules) extraction: what a perfect model says."""
+def _conclusion(item: Any, text: str | None) -> tuple[int, int] | None:
+    if item.rationale is None or text is None:
+        return None
+    return conclusion(text, (item.rationale.start, item.rationale.end))
+
+
+def item_json(item: Any, text: str | None = None, **changes: Any) -> dict:
+    """A whole-letter answer for one item, copied from a (rules) extraction: what a perfect model says.
+
+    ``text`` is the letter's text (for the concluding sentence; without it the last rules quote).
+    """
+    found = _conclusion(item, text)
+    concl = text[found[0] : found[1]] if found and text else (item.quotes[-1].text if item.quotes else "")
     data = {
         "item": item.item,
+        "decision_word": (item.decision or "").capitalize(),
+        "conclusion": concl,
         "decision": item.decision,
         "original_request": item.original_request,
         "authorized": item.authorized,
         "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
         "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
         "rationale_summary": SUMMARY,
-        # the views' contract: the conclusion first, then supporting quotes, within the schema's bound
-        "quotes": [{"text": q.text} for q in [*held(item, Quote)][:MAX_QUOTES]],
+        "quotes": [{"text": q.text} for q in item.quotes[:MAX_QUOTES] if q.text != concl],  # the schema's bound
     }
     data.update(changes)
     return data
 
 
-def answer_from(result: Any, **item_changes: Any) -> dict:
+def fill_json(item: Any, text: str, *, brief: bool = False, **changes: Any) -> dict:
+    """A per-item answer (ItemFill, or ItemBrief with ``brief``) for a rules item of ``text``."""
+    spans = sentences(text, item.rationale.start, item.rationale.end)
+    found = _conclusion(item, text)
+    number = spans.index(found) + 1 if found in spans else len(spans)
+    data: dict[str, Any] = {
+        "decision_word": (item.decision or "").capitalize(),
+        "conclusion_sentence": number,
+        "decision": item.decision,
+        "reason_sentence": 1 if number != 1 else min(2, len(spans)),
+    }
+    if not brief:
+        data["claims_administrator_guideline"] = [citation_json(c) for c in item.claims_administrator_guideline]
+        data["maximus_guideline"] = [citation_json(c) for c in item.maximus_guideline]
+        data["rationale_summary"] = SUMMARY
+    data.update(changes)
+    return data
+
+
+def answer_from(result: Any, text: str | None = None, **item_changes: Any) -> dict:
     """A whole-letter answer copied from a Determination, with optional changes to every item."""
     return {
         "case": result.case.model_dump(mode="json"),
         "reviewer": result.reviewer.model_dump(mode="json"),
         "patient": result.patient.model_dump(mode="json"),
-        "items": [item_json(i, **item_changes) for i in result.items],
+        "items": [item_json(i, text, **item_changes) for i in result.items],
     }

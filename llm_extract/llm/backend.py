@@ -1,40 +1,45 @@
 """The LLM backend: a language model fills the schema; nothing it says passes unverified.
 
-Three strategies behind one option:
+Four strategies behind one option (the views they use are in :mod:`.views`):
 
 - ``per-item`` (default where the layout parser knows the layout): the parser segments the
-  letter and the model fills decision, citations, summary and quotes for one item at a time.
-  Shorter prompts with a shared prefix: faster on small models, and item names are exact.
+  letter and the model reads one item at a time — its heading and its rationale's sentences,
+  numbered — and answers the decision word, the conclusion's and the main reason's sentence
+  numbers, the decision, the citations and a summary in its own words. Shorter prompts with a
+  shared prefix; item names are exact; quotes are the numbered sentences, copied by code.
 - ``per-item-brief`` (the local model's default): as per-item, but the citations come from the
-  parser's citation grammar and the model fills only decision, summary and quotes. About a third
-  of the output tokens, which is what a 1.5B model generating ~9 tokens/s on 2 cores can afford.
-- ``whole-letter``: the model reads the whole letter and finds the items itself (also used when
-  the parser does not know the layout).
+  parser's citation grammar and the summary is the numbered sentences (whole sentences, the rules
+  backend's :func:`~llm_extract.rules.summarize`): about 25 output tokens per item, which is what a
+  1.5B model generating ~9 tokens/s on 2 cores can afford.
+- ``whole-letter``: the model reads the whole letter and finds the items itself, copying each
+  item's name, decision word and concluding sentence.
+- ``whole-letter-brief``: as whole-letter without citations and free text (the local model on
+  layouts the parser does not know). Each per-item strategy falls back to its whole-letter twin
+  when the parser does not know the layout.
 
-Every answer is validated against the letter inside instructor (re-asked with the reasons);
-whatever is still wrong after the last re-ask comes back as error flags, never as an exception and
-never silently dropped. The pipeline then cross-checks it against the layout parser
-(``crosschecked``: :func:`llm_extract.pipeline.crosschecked`).
+Every answer is validated against the letter inside instructor (re-asked with the reasons), then
+cross-checked against the layout parser; whatever is still wrong after the last re-ask comes back
+as error flags, never as an exception and never silently dropped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from typing import Any
 
 from instructor.core import InstructorRetryException
+from instructor.core.hooks import Hooks
 from pydantic import BaseModel
 
-from .. import rules
-from ..compare import item_pairs
+from .. import __version__, rules
+from ..crosscheck import align_items, crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
-from ..normalize import collapse
-from ..options import LLMOptions, ModelOptions
+from ..normalize import collapse, sentences
 from ..schema import (
-    CITATION_FIELDS,
     Citation,
     Determination,
     Flag,
@@ -48,14 +53,17 @@ from ..schema import (
     stated_values,
 )
 from ..verify import Verifier
-from ..version import __version__
 from . import prompts
-from .client import Endpoint, configure_gate, with_retries
-from .views import ItemBrief, ItemFill, LetterDraft
+from .client import Endpoint, with_retries
+from .views import ItemBrief, ItemFill, LetterBrief, LetterDraft, summary_problem
 
 log = logging.getLogger("llm_extract.llm")
 
+STRATEGIES = ("per-item", "per-item-brief", "whole-letter", "whole-letter-brief")
 PER_ITEM = ("per-item", "per-item-brief")
+#: What a per-item strategy becomes when the layout parser does not know the letter's layout.
+WHOLE_LETTER_TWIN = {"per-item": "whole-letter", "per-item-brief": "whole-letter-brief"}
+LOG_PROMPTS_ENV = "LLM_EXTRACT_LOG_PROMPTS"
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -63,50 +71,65 @@ class LLMBackend:
     """Any OpenAI-compatible endpoint, through instructor on the openai client."""
 
     name = "openai"
-    Options: type[ModelOptions] = LLMOptions
     cacheable = True
-    crosschecked = True
     default_strategy = "per-item"
 
-    def endpoint(self, options: ModelOptions) -> Endpoint:
-        return Endpoint.from_options(**options.endpoint_fields())
+    def endpoint(self, **options: Any) -> Endpoint:
+        return Endpoint.from_options(**options)
 
-    def prepare_batch(self, options: ModelOptions, jobs: int) -> None:
-        """A batch's threads share one rate gate: ``max_in_flight`` requests (default ``jobs``)."""
-        configure_gate(options.max_in_flight or jobs)
+    def split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
+        options = dict(options)
+        strategy = options.pop("strategy", None) or self.default_strategy
+        if strategy not in STRATEGIES:
+            from ..errors import LLMConfigError
 
-    def cache_parts(self, letter: Letter, options: ModelOptions) -> dict[str, Any]:
-        """What the cache key covers: the options that change an answer (never the API key, nor
-        credentials in the base URL), resolved as the run resolves them, and the versions."""
-        endpoint = self.endpoint(options)
+            raise LLMConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        log_prompts = bool(options.pop("log_prompts", False) or os.environ.get(LOG_PROMPTS_ENV))
+        return options, strategy, log_prompts
+
+    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
+        """What the cache key covers: never the API key, nor credentials in the base URL."""
+        rest, strategy, _ = self.split_options(options)
+        endpoint = self.endpoint(**rest)
         return {
             "sha256": letter.sha256,
             "backend": self.name,
-            "options": options.cache_fields(),
             "model": endpoint.model,
             "endpoint": endpoint.shown,
             "mode": endpoint.mode,
-            "strategy": options.strategy or self.default_strategy,
+            "strategy": strategy,
             "prompt": prompts.prompt_id(),
+            "options": {k: v for k, v in rest.items() if k not in ("api_key", "model", "base_url", "mode")},
             "version": __version__,
         }
 
-    def run(self, letter: Letter, parsed: Parsed, options: ModelOptions) -> Determination:
-        strategy = options.strategy or self.default_strategy
-        endpoint = self.endpoint(options)
-        session = _Session(endpoint, letter, options.prompts_logged())
+    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
+        rest, strategy, log_prompts = self.split_options(options)
+        endpoint = self.endpoint(**rest)
+        session = _Session(endpoint, letter, log_prompts)
         baseline = rules.build(letter, parsed)
         known = parsed.layout != "unknown" and bool(parsed.items)
         if strategy in PER_ITEM and known:
             brief = strategy == "per-item-brief"
             items, case, reviewer, patient = session.per_item(parsed, baseline, brief), *_people(baseline)
         else:
-            strategy = "whole-letter"
-            draft = session.whole_letter(baseline if known else None)
+            strategy = WHOLE_LETTER_TWIN.get(strategy, strategy)
+            brief = strategy == "whole-letter-brief"
+            draft = session.whole_letter(baseline if known else None, brief)
             items = session.items_from(draft, baseline if known else None)
             case, reviewer, patient = (
                 (draft.case, draft.reviewer, draft.patient) if draft else _people(baseline)
             )
+            if brief and not known:
+                session.flags.append(
+                    Flag(
+                        code=FlagCode.LAYOUT_UNKNOWN,
+                        severity="info",
+                        message="the layout parser does not know this layout and the brief whole-letter view "
+                        "reads no citations: the citation lists are empty (strategy='whole-letter' asks for them)",
+                    )
+                )
+        session.flags += _summary_flags(items)
         usage = session.usage.model_copy(update={"estimated_cost_usd": endpoint.cost(session.usage)})
         result = Determination(
             case=case,
@@ -130,7 +153,12 @@ class LLMBackend:
                 usage=usage,
             ),
         )
-        return result.model_copy(update={"evidence": _parser_evidence(result, baseline)})
+        return result.model_copy(
+            update={
+                "flags": result.flags + crosscheck(result, baseline if known else None),
+                "evidence": _parser_evidence(result, baseline),
+            }
+        )
 
 
 def _parser_evidence(result: Determination, baseline: Determination) -> dict[str, Grounding]:
@@ -141,7 +169,9 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
     another date) gets none, and the verifier flags it ``evidence_missing``: the model's own
     evidence is not asked for yet.
     """
-    index = item_pairs([i.item for i in result.items], [i.item for i in baseline.items])
+    index = {
+        pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])
+    }
     parser_values = dict(stated_values(baseline))
     carried = {}
     for path, value in stated_values(result):
@@ -156,15 +186,20 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
     return carried
 
 
-def _conclusion_and_quotes(answered: list[str]) -> dict[str, Any]:
-    """``Item.conclusion`` and ``Item.quotes`` from the model's quotes: the views ask for the
-    conclusion first (``views.QUOTES_DESCRIPTION``), the rest support it."""
-    quotes = [Quote(text=text) for text in answered]
-    return {"conclusion": quotes[0] if quotes else None, "quotes": quotes[1:]}
-
-
 def _people(baseline: Determination) -> tuple[Any, Any, Any]:
     return baseline.case, baseline.reviewer, baseline.patient
+
+
+def _summary_flags(items: list[Item]) -> list[Flag]:
+    """A summary whose stance contradicts its item's decision (the rules backend's polarity rule)."""
+    flags = []
+    for index, item in enumerate(items):
+        problem = summary_problem(item.rationale_summary, item.decision, f"item {index + 1} ({item.item[:60]!r})")
+        if problem:
+            flags.append(
+                Flag(code=FlagCode.SUMMARY_CONTRADICTS_DECISION, severity="error", item=index, message=problem)
+            )
+    return flags
 
 
 class _Session:
@@ -177,9 +212,9 @@ class _Session:
         self.usage = Usage()
         self.flags: list[Flag] = []
         self.log_prompts = log_prompts
-        self.client = endpoint.client()
-        self.client.on("completion:response", self._count)
-        self.system = prompts.system_prompt()
+        self.client = endpoint.client()  # shared by every letter on this endpoint: one connection pool
+        self.hooks = Hooks()  # this letter's usage, counted per call (the client is shared across threads)
+        self.hooks.on("completion:response", self._count)
 
     def _count(self, response: Any) -> None:
         usage = getattr(response, "usage", None)
@@ -192,15 +227,16 @@ class _Session:
         self, model: type[BaseModel], user: str, context: dict[str, Any], item: int | None
     ) -> BaseModel | None:
         """One structured answer, validated against the letter and re-asked; flagged if it never passes."""
+        system = prompts.system_prompt(model)
         # instructor renders message content as Jinja whenever a validation context is given, so the
         # messages only *name* context variables: the letter is never template source.
         messages = [
             {"role": "system", "content": "{{ _system_prompt }}"},
             {"role": "user", "content": "{{ _user_prompt }}"},
         ]
-        context = {**context, "_system_prompt": self.system, "_user_prompt": user}
+        context = {**context, "_system_prompt": system, "_user_prompt": user}
         if self.log_prompts:
-            log.debug("prompt (%s):\n%s\n---\n%s", model.__name__, self.system, user)
+            log.debug("prompt (%s):\n%s\n---\n%s", model.__name__, system, user)
         log.info("asking %s for %s (item %s)", self.endpoint.model, model.__name__, item)
 
         def call() -> BaseModel:
@@ -212,6 +248,7 @@ class _Session:
                 context=context,
                 max_tokens=self.endpoint.max_tokens,
                 temperature=self.endpoint.temperature,
+                hooks=self.hooks,
             )
 
         try:
@@ -243,52 +280,88 @@ class _Session:
         """One request per parsed item; ``brief`` keeps the parser's citations and asks for the rest."""
         text = self.letter.text
         view = ItemBrief if brief else ItemFill
-        asked = set(view.model_fields)
         items = []
         for index, (block, known) in enumerate(zip(parsed.items, baseline.items)):
-            end = block.rationale[1] if block.rationale else block.heading[1]
+            spans = sentences(text, *block.rationale) if block.rationale else ()
+            heading = collapse(text[block.block_start : (block.decision_span or block.heading)[1]])
             context = {
                 "verifier": self.verifier,
                 "text": text,
                 "decision": block.decision,
+                "heading": heading,
+                "sentences": spans,
                 "where": f"item {index + 1} ({known.item[:60]!r})",
             }
-            # brief still shows the whole block: measured, cutting the citation sections out of the
-            # prompt saved ~4 s per item but the 1.5B model then misread far more decisions.
+            # The heading and the rationale's sentences, numbered: the model copies the decision word
+            # and points at sentences. The brief view leaves the citation sections out (the parser
+            # reads them), which is most of the prompt's saving.
+            sections = None if brief else tuple(_section(text, span) for span in (block.ca, block.mx))
             prompt = prompts.item_prompt(
-                known.item, text[block.block_start : end], self.letter.sha256, citations=not brief
+                known.item, heading, [collapse(text[s:e]) for s, e in spans], self.letter.sha256,
+                citations=sections,  # type: ignore[arg-type]
             )
             fill = self.ask(view, prompt, context, index)
-            answer = fill.model_dump() if fill is not None else dict.fromkeys(asked)
-            update: dict[str, Any] = {
-                "decision": answer["decision"],
-                "rationale_summary": answer["rationale_summary"],
-                **_conclusion_and_quotes([q["text"] for q in answer["quotes"] or []]),
-            }
-            for field in CITATION_FIELDS:
-                if field in asked:  # otherwise the parser's citations stand
-                    update[field] = [Citation(**c) for c in answer[field] or []]
-            items.append(known.model_copy(update=update))
+            items.append(self._filled(known, fill, spans, brief))
         return items
 
-    def whole_letter(self, baseline: Determination | None) -> BaseModel | None:
+    def _filled(self, known: Item, fill: BaseModel | None, spans: tuple[tuple[int, int], ...], brief: bool) -> Item:
+        """The parser's item with the model's answer: its decision, and quotes and summary from the
+        sentences it numbered (out-of-range numbers are dropped; the validator flagged them)."""
+        text = self.letter.text
+        citations = ("claims_administrator_guideline", "maximus_guideline")
+        if fill is None:  # no valid answer: flagged llm_invalid_output; nothing of the model's is kept
+            cleared: dict[str, Any] = {"decision": None, "rationale_summary": None, "quotes": []}
+            return known.model_copy(update=cleared if brief else {**cleared, **dict.fromkeys(citations, [])})
+
+        def sentence(number: int) -> tuple[int, int] | None:
+            return spans[number - 1] if 1 <= number <= len(spans) else None
+
+        conclusion, reason = sentence(fill.conclusion_sentence), sentence(fill.reason_sentence)  # type: ignore[attr-defined]
+        picked = [s for s in dict.fromkeys((conclusion, reason)) if s is not None]  # the conclusion first
+        update: dict[str, Any] = {
+            "decision": fill.decision,  # type: ignore[attr-defined]
+            "quotes": [Quote(text=text[s:e], start=s, end=e) for s, e in picked],
+            "rationale_summary": (
+                rules.summarize(text, spans, conclusion, reason) if brief else fill.rationale_summary  # type: ignore[attr-defined]
+            ),
+        }
+        if not brief:
+            for field in citations:
+                update[field] = [Citation(**c.model_dump()) for c in getattr(fill, field)]
+        return known.model_copy(update=update)
+
+    def whole_letter(self, baseline: Determination | None, brief: bool = False) -> BaseModel | None:
         expected = [(i.item, i.decision) for i in baseline.items] if baseline else None
         context = {"verifier": self.verifier, "text": self.letter.text, "expected": expected}
         return self.ask(
-            LetterDraft, prompts.letter_prompt(self.letter.text, self.letter.sha256), context, None
+            LetterBrief if brief else LetterDraft,
+            prompts.letter_prompt(self.letter.text, self.letter.sha256),
+            context,
+            None,
         )
 
     def items_from(self, draft: BaseModel | None, baseline: Determination | None) -> list[Item]:
         if draft is None:
             return []
-        drafted = draft.items  # type: ignore[attr-defined]
-        # the parser's item each drafted item is (the cross-check's pairing rule), for its rationale span
-        paired = item_pairs([d.item for d in drafted], [i.item for i in baseline.items]) if baseline else {}
+        text = self.letter.text
+        by_name = {collapse(i.item).lower(): i for i in baseline.items} if baseline else {}
         items = []
-        for index, d in enumerate(drafted):
+        for d in draft.items:  # type: ignore[attr-defined]
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
-            known = baseline.items[paired[index]] if baseline and index in paired else None
+            known = by_name.get(collapse(d.item).lower())
+            quotes = [d.conclusion, *(q.text for q in getattr(d, "quotes", []))]  # the conclusion first
+            summary = getattr(d, "rationale_summary", None)
+            if summary is None:  # the brief view: the concluding sentence, whole, where the letter has it
+                at = self.verifier.locate(d.conclusion)
+                if at.start is not None and at.tier != "none":
+                    summary = rules.summarize(text, [(at.start, at.end)], (at.start, at.end), None)
+            cited = {
+                field: [Citation(**c.model_dump()) for c in getattr(d, field)]
+                if hasattr(d, field)
+                else (getattr(known, field) if known else [])
+                for field in ("claims_administrator_guideline", "maximus_guideline")
+            }
             items.append(
                 Item(
                     item=collapse(d.item),
@@ -296,13 +369,17 @@ class _Session:
                     original_request=d.original_request,
                     authorized=d.authorized,
                     heading=heading,
-                    **{field: [Citation(**c.model_dump()) for c in getattr(d, field)] for field in CITATION_FIELDS},
-                    rationale_summary=d.rationale_summary,
+                    rationale_summary=summary,
                     rationale=known.rationale if known else None,
-                    **_conclusion_and_quotes([q.text for q in d.quotes]),
+                    quotes=[Quote(text=q) for q in dict.fromkeys(q for q in quotes if q.strip())],
+                    **cited,
                 )
             )
         return items
+
+
+def _section(text: str, span: tuple[int, int] | None) -> str:
+    return collapse(text[span[0] : span[1]]) if span else ""
 
 
 def _last_answer(exc: InstructorRetryException, model: type[BaseModel]) -> BaseModel | None:

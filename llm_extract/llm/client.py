@@ -64,6 +64,10 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
+_clients: dict[tuple[Any, ...], instructor.Instructor] = {}
+_clients_lock = threading.Lock()
+
+
 @dataclass
 class Endpoint:
     """Where and how to ask: built from options, then the environment, like the openai SDK.
@@ -138,18 +142,25 @@ class Endpoint:
         return redact(text, self.secrets())
 
     def client(self) -> instructor.Instructor:
-        """An instructor client; the URL it sees (and its HTTP stack logs) carries no credentials."""
-        split = split_credentials(self.base_url)
-        raw = openai.OpenAI(
-            base_url=split.url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            max_retries=0,
-            default_headers=dict(split.headers) or None,
-            default_query=dict(split.query) or None,
-        )
-        protect_logs(self.secrets())
-        return instructor.from_openai(raw, mode=MODES[self.mode])
+        """One instructor client per endpoint and process, reused by every letter (and thread): its HTTP
+        connections stay open between requests instead of a new client per letter. The URL it sees
+        (and its HTTP stack logs) carries no credentials."""
+        key = (self.base_url, self.api_key, self.timeout, self.mode)
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                split = split_credentials(self.base_url)
+                raw = openai.OpenAI(
+                    base_url=split.url,
+                    api_key=self.api_key,
+                    timeout=self.timeout,
+                    max_retries=0,
+                    default_headers=dict(split.headers) or None,
+                    default_query=dict(split.query) or None,
+                )
+                protect_logs(self.secrets())
+                client = _clients[key] = instructor.from_openai(raw, mode=MODES[self.mode])
+            return client
 
     def cost(self, usage: Usage) -> float | None:
         if self.local:

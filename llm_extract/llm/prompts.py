@@ -4,22 +4,44 @@ The letter is always a template *variable*, never template source: a letter cont
 ``{{ }}`` or ``{% %}`` renders as those characters. It is fenced between markers derived from
 the letter's hash, and any marker-like text inside the letter is defused, so a letter cannot
 close the fence early and speak as the instructions.
+
+Everything that is the same for every item and letter — the instructions and the few-shot
+examples — is in the system prompt, so the server evaluates it once and reuses its KV state;
+the user prompt carries only the letter's data.
+
+**Few-shot examples** (``prompts/examples.json``) are real items of gold letters: the heading and
+the rationale's sentences as the item prompt shows them, and the answer. Like google/langextract's
+prompt validation, each example is checked against its own text when it is loaded (the decision
+word is in the heading and means the decision, the sentence numbers point into the rationale and
+the conclusion states the decision); ``tests/test_llm.py`` checks that the text is verbatim in the
+letter it names and that the answer agrees with that letter's gold labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import jinja2
+from pydantic import BaseModel
 
+from .. import rules
+from ..normalize import collapse, fold_needle
 from ..prompts import PROMPT_VERSION
-from .views import MAX_QUOTES, SUMMARY_MAX_CHARS
+from .views import MAX_QUOTES, PER_ITEM_VIEWS, SUMMARY_MAX_CHARS, decision_of_word
 
 TEMPLATES = ("system.j2", "letter.j2", "item.j2")
+EXAMPLES = "examples.json"
 _FENCE_LIKE = re.compile(r"<<<|>>>")
+
+
+class ExampleError(ValueError):
+    """A few-shot example that does not hold in its own text (a packaging bug, caught at load)."""
 
 
 @lru_cache(maxsize=1)
@@ -36,10 +58,10 @@ def _environment() -> jinja2.Environment:
 
 @lru_cache(maxsize=1)
 def template_hash() -> str:
-    """Hash of the template sources: part of the cache key, with PROMPT_VERSION."""
+    """Hash of the template sources and examples: part of the cache key, with PROMPT_VERSION."""
     files = importlib.resources.files("llm_extract.prompts")
     digest = hashlib.sha256()
-    for name in TEMPLATES:
+    for name in (*TEMPLATES, EXAMPLES):
         digest.update(name.encode() + b"\0" + files.joinpath(name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -49,7 +71,10 @@ def prompt_id() -> str:
 
 
 def _fences(sha256: str) -> dict[str, str]:
-    tag = f"LETTER-{sha256[:12]}"
+    return _fence_pair(f"LETTER-{sha256[:12]}")
+
+
+def _fence_pair(tag: str) -> dict[str, str]:
     return {"fence_open": f"<<<BEGIN {tag}>>>", "fence_close": f"<<<END {tag}>>>"}
 
 
@@ -58,25 +83,151 @@ def _defuse(text: str) -> str:
     return _FENCE_LIKE.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
 
-def system_prompt() -> str:
-    """The same for every letter and item, so llama.cpp can reuse its KV cache for this prefix."""
-    return _environment().get_template("system.j2").render(summary_max_chars=SUMMARY_MAX_CHARS)
+# --------------------------------------------------------------------------- few-shot examples
+
+
+@dataclass(frozen=True)
+class Example:
+    letter: str  # path under evals/letters/, for the test that checks the text is verbatim there
+    sha256: str
+    item: str
+    heading: str
+    rationale: tuple[str, ...]
+    answer: dict[str, Any]
+
+    def value(self, field: str) -> Any:
+        """The answer for one view field (``conclusion`` is the numbered sentence, copied)."""
+        if field == "conclusion":
+            return self.rationale[self.answer["conclusion_sentence"] - 1]
+        if field == "item":
+            return self.item
+        return self.answer.get(field, ...)
+
+
+def example_problems(example: Example) -> list[str]:
+    """How an example fails to hold in its own text (empty when it is sound)."""
+    answer, where = example.answer, f"example {example.item!r}"
+    problems = []
+    if fold_needle(example.item) not in fold_needle(example.heading):
+        problems.append(f"{where}: the item is not in its heading")
+    word = answer.get("decision_word", "")
+    if not word or word not in example.heading:
+        problems.append(f"{where}: decision_word {word!r} is not in the heading")
+    if decision_of_word(word) != answer.get("decision"):
+        problems.append(f"{where}: decision_word {word!r} does not mean {answer.get('decision')!r}")
+    for field in ("conclusion_sentence", "reason_sentence"):
+        if not 1 <= answer.get(field, 0) <= len(example.rationale):
+            problems.append(f"{where}: {field} is not a sentence number")
+    if not problems and rules.stance(example.value("conclusion")) != answer["decision"]:
+        problems.append(f"{where}: the conclusion sentence does not state {answer['decision']!r}")
+    for part in (example.item, example.heading, *example.rationale):
+        if collapse(part) != part or _FENCE_LIKE.search(part):
+            problems.append(f"{where}: text must be whitespace-collapsed and free of fence markers")
+    return problems
+
+
+@lru_cache(maxsize=1)
+def examples() -> tuple[Example, ...]:
+    """The few-shot examples, validated against their own text; an unsound one is refused."""
+    raw = json.loads(importlib.resources.files("llm_extract.prompts").joinpath(EXAMPLES).read_text("utf-8"))
+    loaded = tuple(
+        Example(
+            letter=e["letter"],
+            sha256=e["sha256"],
+            item=e["item"],
+            heading=e["heading"],
+            rationale=tuple(e["rationale"]),
+            answer=e["answer"],
+        )
+        for e in raw
+    )
+    problems = [p for example in loaded for p in example_problems(example)]
+    if problems:
+        raise ExampleError("few-shot examples do not hold in their own text: " + "; ".join(problems))
+    return loaded
+
+
+def _item_fields(view: type[BaseModel]) -> list[str]:
+    """The fields one item's answer has in ``view`` (a letter view: its items' fields)."""
+    if view in PER_ITEM_VIEWS:
+        return list(view.model_fields)
+    item_view = view.model_fields["items"].annotation.__args__[0]  # type: ignore[union-attr]
+    return list(item_view.model_fields)
+
+
+def _rendered_examples(view: type[BaseModel]) -> tuple[list[dict[str, str]], str]:
+    fields = _item_fields(view)
+    per_item = view in PER_ITEM_VIEWS
+    rendered, omitted = [], []
+    for n, example in enumerate(examples(), 1):
+        answer = {}
+        for field in fields:
+            value = example.value(field)
+            if value is ...:
+                omitted.append(field)
+            else:
+                answer[field] = value
+        if per_item:
+            prompt = _item_text(example.item, example.heading, example.rationale, None, _fence_pair(f"EXAMPLE-{n}"))
+        else:
+            body = f"{example.heading}\nDecision rationale: {' '.join(example.rationale)}"
+            prompt = _environment().get_template("letter.j2").render(letter=body, **_fence_pair(f"EXAMPLE-{n}"))
+        rendered.append({"prompt": prompt, "answer": json.dumps(answer, ensure_ascii=False)})
+    return rendered, ", ".join(dict.fromkeys(omitted))
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+@lru_cache(maxsize=16)
+def system_prompt(view: type[BaseModel]) -> str:
+    """Instructions and examples for one view: the same for every item and letter it is used on,
+    so llama.cpp evaluates this prefix once and reuses its KV state."""
+    fields = set(_item_fields(view))
+    shown, omitted = _rendered_examples(view)
+    return (
+        _environment()
+        .get_template("system.j2")
+        .render(
+            kind="item" if view in PER_ITEM_VIEWS else "letter",
+            citations="claims_administrator_guideline" in fields,
+            summary="rationale_summary" in fields,
+            quotes="quotes" in fields,
+            summary_max_chars=SUMMARY_MAX_CHARS,
+            max_quotes=MAX_QUOTES,
+            examples=shown,
+            omitted=omitted,
+        )
+    )
 
 
 def letter_prompt(text: str, sha256: str) -> str:
     return _environment().get_template("letter.j2").render(letter=_defuse(text), **_fences(sha256))
 
 
-def item_prompt(item: str, block: str, sha256: str, *, citations: bool = True) -> str:
-    """One item's prompt; ``citations=False`` for the brief view (the parser supplies them)."""
+def item_prompt(
+    item: str, heading: str, sentences: list[str], sha256: str, *, citations: tuple[str, str] | None = None
+) -> str:
+    """One item: its name, its heading as written, the rationale's sentences numbered from 1, and
+    (``citations``: the claims administrator's and the reviewer's guideline text) when the model
+    fills the citations."""
+    return _item_text(item, heading, sentences, citations, _fences(sha256))
+
+
+def _item_text(
+    item: str, heading: str, sentences: Any, citations: tuple[str, str] | None, fences: dict[str, str]
+) -> str:
+    ca, mx = citations or ("", "")
     return (
         _environment()
         .get_template("item.j2")
         .render(
             item=_defuse(item),
-            block=_defuse(block),
-            max_quotes=MAX_QUOTES,
-            citations=citations,
-            **_fences(sha256),
+            heading=_defuse(heading),
+            sentences=[_defuse(s) for s in sentences],
+            citations=citations is not None,
+            ca=_defuse(ca),
+            mx=_defuse(mx),
+            **fences,
         )
     )

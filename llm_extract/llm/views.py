@@ -1,38 +1,103 @@
 """Model-facing schemas, generated from the output models, and the validators that verify them.
 
 The model fills a *view* of :mod:`llm_extract.schema`: the same fields, descriptions and types,
-minus what only the verifier may set (offsets, pages, match tiers, scores). The views are built
-with ``pydantic.create_model`` from the output models' own ``FieldInfo``, so the two can never
-drift apart.
+minus what only the verifier or the parser may set (offsets, pages, match tiers, scores, derived
+fields). The views are built with ``pydantic.create_model`` from the output models' own
+``FieldInfo``, so the two can never drift apart; the field descriptions are the prompt.
+
+**Evidence before judgement.** A small model copies well and maps badly: asked for the ``decision``
+enum first, Qwen2.5-Coder-1.5B answered "overturned" under an "Upheld" heading on most items; asked
+first to copy the word after the item's name, then to normalise it, it got them right
+(``benchmarks/probe_views.py``). So every view asks for the evidence first — the heading's
+decision word copied exactly, and the conclusion (a sentence number into the rationale's numbered
+sentences, or a short verbatim copy in whole-letter views) — and the normalised value after.
+The decision stays the model's own answer; the copied evidence is verified like a quote, and a
+disagreement with the letter or the layout parser is a re-ask reason, then a flag.
 
 Each view carries a validator that runs when instructor hands it a validation context (the letter,
-its layout parse, the verifier): fabricated or paraphrased quotes, citation pages the letter does
-not contain, items that are not in the letter and decisions that contradict the letter's heading
-raise, and instructor re-asks the model with those reasons.
+its layout parse, the verifier): fabricated or paraphrased quotes, a decision word that is not in
+the item's heading, a sentence number out of range, citation pages the letter does not contain,
+items that are not in the letter, decisions that contradict the letter's heading and summaries
+whose stance contradicts the decision raise, and instructor re-asks the model with those reasons.
 """
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from rapidfuzz import fuzz
 
-from ..compare import item_pairs, page_in_letter
-from ..normalize import collapse
-from ..schema import CITATION_FIELDS, Case, Citation, Item, Patient, Quote, Reviewer
+from .. import rules
+from ..layout import DECISION_WORD, _decision_value
+from ..normalize import collapse, fold_needle
+from ..schema import Case, Citation, Decision, Item, Patient, Quote, Reviewer
 
 #: Fields only the verifier sets.
 VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
+#: Item fields the layout parser owns in the per-item strategies (the model never fills them).
+PARSER_FIELDS = {"item", "heading", "rationale", "original_request", "authorized"}
+#: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
+ENRICHED_FIELDS = {"category", "subcategory", "drug"}
 #: Quotes must be found at least this well to pass (fuzzy matches are re-asked).
 ACCEPTED_TIERS = {"exact", "normalized"}
+#: A model item matches a parser item when their names are at least this similar (rapidfuzz 0-100).
+ITEM_NAME_THRESHOLD = 80
 #: Problems listed in one re-ask message.
 MAX_PROBLEMS = 12
 #: Bounded output: these limits are in the JSON Schema the model fills, so a grammar-constrained
 #: local model cannot run on (generation is the slow part on CPU: ~9 tokens/s on 2 cores), and a
-#: hosted model that exceeds them is re-asked. The prompts state the same limits in words.
-SUMMARY_MAX_CHARS = 200
+#: hosted model that exceeds them is re-asked. The summary limit is the rules backend's, so a
+#: summary is bounded the same whoever writes it.
+SUMMARY_MAX_CHARS = rules.SUMMARY_MAX_CHARS
 MAX_QUOTES = 2
+#: Whole-letter views: a decision word counts as the item's when it follows one of the item
+#: name's occurrences within this many characters (a heading, or a decision line below it).
+DECISION_WORD_REACH = 600
+_DECISION_WORD = re.compile(DECISION_WORD + r"\Z", re.IGNORECASE)
+
+
+def decision_of_word(word: str) -> str | None:
+    """The decision a copied decision word states ("Upheld" -> upheld), or None if it is none."""
+    plain = collapse(word).strip(" :.").strip()
+    return _decision_value(plain) if _DECISION_WORD.match(plain) else None
+
+
+# --------------------------------------------------------------------------- evidence fields
+# Model-facing only: they are the model's working, verified and then turned into output values
+# (the decision's evidence, the quotes, the summary) by the backend.
+DECISION_WORD_FIELD = Field(
+    description=(
+        "The decision as the letter writes it for this item: the word(s) right after the item's name in "
+        'its heading (or on its decision line), copied exactly, e.g. "Upheld", "Overturned"; "" if the '
+        "heading states none."
+    )
+)
+CONCLUSION_SENTENCE_FIELD = Field(
+    ge=1,
+    description=(
+        "Number of the rationale sentence that states the conclusion: whether the request is (or is not) "
+        "medically necessary. Usually the last sentence."
+    ),
+)
+REASON_SENTENCE_FIELD = Field(
+    ge=1,
+    description=(
+        "Number of the rationale sentence that gives the main reason for the decision (a finding in the "
+        "records or the guideline's criterion), not the conclusion."
+    ),
+)
+CONCLUSION_TEXT_FIELD = Field(
+    description=(
+        "The rationale's sentence that states the conclusion (whether the request is medically "
+        "necessary), copied exactly from the letter."
+    )
+)
 
 
 class ModelFacing(BaseModel):
@@ -53,88 +118,141 @@ class ModelFacing(BaseModel):
         return self
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _required(info: FieldInfo) -> FieldInfo:
+    """The same field without its default: a grammar then makes the model write it, in order."""
+    info = copy.copy(info)
+    info.default = PydanticUndefined
+    info.default_factory = None
+    return info
+
+
 def view(
     model: type[BaseModel],
     name: str,
     *,
     drop: set[str] = frozenset(),
+    keep: set[str] | None = None,
     retype: dict[str, Any] | None = None,
     bound: dict[str, dict[str, int]] | None = None,
+    before: dict[str, dict[str, tuple[Any, FieldInfo]]] | None = None,
+    after: dict[str, tuple[Any, FieldInfo]] | None = None,
+    required: bool = False,
     top: bool = False,
 ) -> type[BaseModel]:
-    """A model-facing copy of ``model``: same fields and descriptions, minus ``drop``.
+    """A model-facing copy of ``model``: same fields and descriptions, minus ``drop`` (or only ``keep``).
 
-    ``bound`` adds length limits (``max_length``) to fields, on top of their own ``FieldInfo``.
+    ``bound`` adds length limits (``max_length``) to fields, on top of their own ``FieldInfo``;
+    ``before`` inserts evidence fields ahead of a field (``{"decision": {"decision_word": ...}}``)
+    and ``after`` appends fields at the end; ``required`` drops defaults, so a grammar-constrained
+    model writes every field in this order.
     """
-    retype, bound = retype or {}, bound or {}
+    retype, bound, before, after = retype or {}, bound or {}, before or {}, after or {}
     fields: dict[str, Any] = {}
     for field_name, info in model.model_fields.items():
-        if field_name in drop:
+        if field_name in drop or (keep is not None and field_name not in keep):
             continue
+        fields.update(before.get(field_name, {}))
         annotation = retype.get(field_name, info.annotation)
         if field_name in bound:
             info = FieldInfo.merge_field_infos(info, Field(**bound[field_name]))
         fields[field_name] = (annotation, info)
+    fields.update(after)
+    if required:
+        fields = {k: (annotation, _required(info)) for k, (annotation, info) in fields.items()}
     base = ModelFacing if top else _Part
     return create_model(name, __base__=base, __doc__=model.__doc__, **fields)  # type: ignore[call-overload]
-
-
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 CitationDraft = view(Citation, "CitationDraft", drop=VERIFIER_FIELDS)
 QuoteDraft = view(Quote, "QuoteDraft", drop=VERIFIER_FIELDS)
 _NESTED = {
-    **dict.fromkeys(CITATION_FIELDS, list[CitationDraft]),  # type: ignore[valid-type]
+    "decision": Decision,  # the model must decide: no null
+    "claims_administrator_guideline": list[CitationDraft],  # type: ignore[valid-type]
+    "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
-#: The model answers the conclusion as its first quote; the backend moves it to ``Item.conclusion``.
-QUOTES_DESCRIPTION = "Verbatim sentences of the rationale that support the decision, the conclusion first."
-_BOUNDS = {
-    "rationale_summary": {"max_length": SUMMARY_MAX_CHARS},
-    "quotes": {"max_length": MAX_QUOTES, "description": QUOTES_DESCRIPTION},
-}
-#: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
-ENRICHED_FIELDS = {"category", "subcategory", "drug"}
-#: Filled by the backend from the answer (the conclusion is the first quote), never asked for.
-ANSWER_FIELDS = {"conclusion"}
-ItemDraft = view(
-    Item, "ItemDraft", drop={"heading", "rationale"} | ENRICHED_FIELDS | ANSWER_FIELDS, retype=_NESTED, bound=_BOUNDS
-)
-#: Per-item strategy: the layout parser names the item; the model fills the rest.
-_PER_ITEM_DROP = {"item", "heading", "rationale", "original_request", "authorized"} | ENRICHED_FIELDS | ANSWER_FIELDS
-ItemFill = view(Item, "ItemFill", drop=_PER_ITEM_DROP, retype=_NESTED, bound=_BOUNDS, top=True)
-#: Per-item-brief strategy: the parser also supplies the citations (its deterministic citation
-#: grammar); the model fills only decision, summary and quotes. A third of ItemFill's output tokens,
-#: which is what makes a 1.5B model on 2 cores usable.
-ItemBrief = view(
+_BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
+_CITATIONS = {"claims_administrator_guideline", "maximus_guideline"}
+#: Per-item views: the heading's word and the conclusion's number before the decision, the main
+#: reason's number after it (quotes are those sentences, copied by code: exact by construction).
+_BY_NUMBER = {"decision": {"decision_word": (str, DECISION_WORD_FIELD), "conclusion_sentence": (int, CONCLUSION_SENTENCE_FIELD)}}
+_REASON = {"reason_sentence": (int, REASON_SENTENCE_FIELD)}
+#: Per-item strategy: the layout parser names the item; the model fills decision, citations and a
+#: summary in its own words.
+ItemFill = view(
     Item,
-    "ItemBrief",
-    drop=_PER_ITEM_DROP | set(CITATION_FIELDS),
+    "ItemFill",
+    drop=PARSER_FIELDS | ENRICHED_FIELDS | {"quotes"},
     retype=_NESTED,
     bound=_BOUNDS,
+    before={"decision": _BY_NUMBER["decision"], "claims_administrator_guideline": _REASON},
+    required=True,
     top=True,
 )
-#: Whole-letter strategy: the model finds the items too.
-LetterDraft = create_model(
-    "LetterDraft",
-    __base__=ModelFacing,
-    __doc__="Every disputed item of an IMR letter, plus its header, reviewer and patient.",
-    case=(Case, Field(default_factory=Case)),
-    reviewer=(Reviewer, Field(default_factory=Reviewer)),
-    patient=(Patient, Field(default_factory=Patient)),
-    items=(list[ItemDraft], Field(description="Every disputed item, in letter order.")),  # type: ignore[valid-type]
+#: Per-item-brief strategy (the local default): the parser also supplies the citations (its
+#: deterministic citation grammar); the model copies the decision word, decides, and numbers the
+#: conclusion and the main reason, from which code builds the quotes and a whole-sentence summary.
+#: About 25 output tokens per item, which is what a 1.5B model on 2 cores can afford.
+ItemBrief = view(
+    Item, "ItemBrief", keep={"decision"}, retype=_NESTED, before=_BY_NUMBER, after=_REASON, required=True, top=True
+)
+#: Whole-letter strategy: the model finds the items too, and copies its evidence verbatim (there is
+#: no numbered list of sentences for a whole letter).
+_BY_COPY = {"decision": {"decision_word": (str, DECISION_WORD_FIELD), "conclusion": (str, CONCLUSION_TEXT_FIELD)}}
+ItemDraft = view(
+    Item,
+    "ItemDraft",
+    drop={"heading", "rationale"} | ENRICHED_FIELDS,
+    retype=_NESTED,
+    bound=_BOUNDS,
+    before=_BY_COPY,
+)
+#: Whole-letter-brief (the local model on layouts the parser does not know): items, their
+#: evidence and decisions, and the partial-authorisation parts; no citations, no free text.
+ItemDraftBrief = view(
+    Item,
+    "ItemDraftBrief",
+    keep={"item", "decision", "original_request", "authorized"},
+    retype=_NESTED,
+    before=_BY_COPY,
 )
 
 
-def _quote_problems(quotes: list[Any], verifier: Any, where: str) -> list[str]:
+def _letter_view(name: str, item: type[BaseModel]) -> type[BaseModel]:
+    return create_model(
+        name,
+        __base__=ModelFacing,
+        __doc__="Every disputed item of an IMR letter, plus its header, reviewer and patient.",
+        case=(Case, Field(default_factory=Case)),
+        reviewer=(Reviewer, Field(default_factory=Reviewer)),
+        patient=(Patient, Field(default_factory=Patient)),
+        items=(list[item], Field(description="Every disputed item, in letter order.")),  # type: ignore[valid-type]
+    )
+
+
+LetterDraft = _letter_view("LetterDraft", ItemDraft)
+LetterBrief = _letter_view("LetterBrief", ItemDraftBrief)
+PER_ITEM_VIEWS = (ItemFill, ItemBrief)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _page_in_letter(page: str, text: str) -> bool:
+    return re.search(r"(?<![\d])" + re.escape(page.strip()) + r"(?![\d])", text) is not None
+
+
+def _quote_problems(quotes: Sequence[str], verifier: Any, where: str, what: str = "quote") -> list[str]:
     out = []
     for quote in quotes:
-        found = verifier.locate(quote.text)
+        found = verifier.locate(quote)
         if found.tier not in ACCEPTED_TIERS:
             out.append(
-                f"{where}: quote {collapse(quote.text)[:100]!r} is not verbatim in the letter "
+                f"{where}: {what} {collapse(quote)[:100]!r} is not verbatim in the letter "
                 "(copy whole sentences exactly)"
             )
     return out
@@ -146,9 +264,65 @@ def _citation_problems(citations: list[Any], verifier: Any, text: str, where: st
         if verifier.locate(cit.text).tier == "none":
             out.append(f"{where}: citation text {collapse(cit.text)[:100]!r} is not in the letter")
         for page in cit.pages:
-            if not page_in_letter(page, text):
+            if not _page_in_letter(page, text):
                 out.append(f"{where}: page {page!r} does not appear in the letter")
     return out
+
+
+def word_problems(word: str, decision: str | None, heading: str | None, where: str) -> list[str]:
+    """The copied decision word against the item's heading text and the model's own decision.
+
+    ``heading`` is the text the word must be copied from (None when unknown: whole-letter views
+    check nearness to the item name instead, in :func:`word_near_item`).
+    """
+    plain = collapse(word)
+    stated = decision_of_word(plain) if plain else None
+    if heading is not None:
+        wanted = decision_of_word(m.group(0)) if (m := re.search(DECISION_WORD, heading, re.IGNORECASE)) else None
+        if not plain and wanted:
+            return [f"{where}: decision_word is empty but the heading says {collapse(m.group(0))!r}"]  # type: ignore[union-attr]
+        if plain and fold_needle(plain) not in fold_needle(heading):
+            return [f"{where}: decision_word {plain!r} is not in the item's heading (copy it exactly)"]
+    if plain and stated is None:
+        return [f"{where}: decision_word {plain!r} is not a decision word (Upheld, Overturned, ...)"]
+    if stated and decision and stated != decision:
+        return [f"{where}: decision_word {plain!r} means {stated!r}, but decision is {decision!r}"]
+    return []
+
+
+def word_near_item(word: str, name: str, folded_text: str) -> bool:
+    """True when ``word`` follows an occurrence of ``name`` within DECISION_WORD_REACH (folded)."""
+    target, needle = fold_needle(word), fold_needle(name)
+    if not target or not needle:
+        return False
+    at = folded_text.find(needle)
+    while at != -1:
+        if target in folded_text[at + len(needle) : at + len(needle) + DECISION_WORD_REACH]:
+            return True
+        at = folded_text.find(needle, at + 1)
+    return False
+
+
+def sentence_problems(numbers: dict[str, int], count: int, where: str) -> list[str]:
+    """Sentence numbers must point into the numbered rationale (1..count)."""
+    return [
+        f"{where}: {field} {n} is not a sentence number (the rationale has {count} sentences)"
+        for field, n in numbers.items()
+        if not 1 <= n <= count
+    ]
+
+
+def summary_problem(summary: str | None, decision: str | None, where: str) -> str | None:
+    """A summary whose stance (the rules backend's polarity rule) contradicts the decision."""
+    if not summary or decision not in ("upheld", "overturned"):
+        return None
+    said = rules.stance(summary)
+    if said is None or said == decision:
+        return None
+    return f"{where}: the summary says the request is {_STANCE_WORDS[said]}, but decision is {decision!r}"
+
+
+_STANCE_WORDS = {"upheld": "not medically necessary", "overturned": "medically necessary"}
 
 
 def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
@@ -156,28 +330,43 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
     verifier, text = context["verifier"], context["text"]
     expected = context.get("expected")  # [(name, decision)] from the layout parser, if it knows the layout
     problems: list[str] = []
-    if isinstance(draft, (ItemFill, ItemBrief)):
+    if isinstance(draft, PER_ITEM_VIEWS):
         where = context.get("where", "item")
         want = context.get("decision")
-        if want and draft.decision != want:
-            problems.append(f"{where}: the letter's heading says {want!r}, not {draft.decision!r}")
-        problems += _quote_problems(draft.quotes, verifier, where)
-        for field in CITATION_FIELDS:
+        decision = draft.decision  # type: ignore[attr-defined]
+        problems += word_problems(draft.decision_word, decision, context.get("heading"), where)  # type: ignore[attr-defined]
+        if want and decision != want:
+            problems.append(f"{where}: the letter's heading says {want!r}, not {decision!r}")
+        if "sentences" in context:
+            numbers = {f: getattr(draft, f) for f in ("conclusion_sentence", "reason_sentence")}
+            problems += sentence_problems(numbers, len(context["sentences"]), where)
+        if (said := summary_problem(getattr(draft, "rationale_summary", None), decision, where)) is not None:
+            problems.append(said)
+        for field in sorted(_CITATIONS):
             problems += _citation_problems(getattr(draft, field, []), verifier, text, f"{where} {field}")
         return problems
-    items = draft.items  # type: ignore[attr-defined]
-    # the parser's item each answer item is (the cross-check's and the evaluation's pairing rule)
-    paired = item_pairs([i.item for i in items], [name for name, _ in expected]) if expected else {}
-    for index, item in enumerate(items):
+    folded = verifier.folded.text
+    for index, item in enumerate(draft.items):  # type: ignore[attr-defined]
         where = f"item {index + 1} ({collapse(item.item)[:60]!r})"
         if verifier.locate(item.item).tier == "none":
             problems.append(
                 f"{where}: this item is not in the letter; copy item names from the decisions section"
             )
-        want = expected[paired[index]][1] if index in paired else None
-        if want and item.decision != want:
-            problems.append(f"{where}: the letter's heading says {want!r}, not {item.decision!r}")
-        problems += _quote_problems(item.quotes, verifier, where)
-        for field in CITATION_FIELDS:
-            problems += _citation_problems(getattr(item, field), verifier, text, f"{where} {field}")
+        problems += word_problems(item.decision_word, item.decision, None, where)
+        if item.decision_word.strip() and not word_near_item(item.decision_word, item.item, folded):
+            problems.append(f"{where}: decision_word {collapse(item.decision_word)!r} is not stated for this item")
+        problems += _quote_problems([item.conclusion], verifier, where, "conclusion")
+        if expected:
+            best = max(expected, key=lambda e: fuzz.token_sort_ratio(e[0].lower(), item.item.lower()))
+            if (
+                fuzz.token_sort_ratio(best[0].lower(), item.item.lower()) >= ITEM_NAME_THRESHOLD
+                and best[1]
+                and item.decision != best[1]
+            ):
+                problems.append(f"{where}: the letter's heading says {best[1]!r}, not {item.decision!r}")
+        problems += _quote_problems([q.text for q in getattr(item, "quotes", [])], verifier, where)
+        if (said := summary_problem(getattr(item, "rationale_summary", None), item.decision, where)) is not None:
+            problems.append(said)
+        for field in sorted(_CITATIONS):
+            problems += _citation_problems(getattr(item, field, []), verifier, text, f"{where} {field}")
     return problems
