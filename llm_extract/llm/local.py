@@ -52,6 +52,24 @@ MODEL_ENV = "LLM_EXTRACT_LOCAL_MODEL"
 LOCAL_MAX_REASKS = 0
 #: llama.cpp batch sizes for prompt evaluation (measured: larger batches gain nothing on 2 cores).
 LOCAL_N_BATCH = 512
+#: Tuning knobs read when the server starts (``benchmarks/bench_local.py --threads`` measures them):
+#: generation threads, prompt-evaluation threads (both default to the machine's cores) and n_batch.
+THREADS_ENV = "LLM_EXTRACT_LOCAL_THREADS"
+THREADS_BATCH_ENV = "LLM_EXTRACT_LOCAL_THREADS_BATCH"
+BATCH_ENV = "LLM_EXTRACT_LOCAL_BATCH"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise LLMConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise LLMConfigError(f"{name} must be at least 1, got {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -168,11 +186,21 @@ class LocalServer:
     """llama-cpp-python's OpenAI-compatible server as a child process on 127.0.0.1."""
 
     def __init__(
-        self, key: str, *, threads: int | None = None, n_ctx: int = LOCAL_N_CTX, port: int | None = None
+        self,
+        key: str,
+        *,
+        threads: int | None = None,
+        threads_batch: int | None = None,
+        n_batch: int | None = None,
+        n_ctx: int = LOCAL_N_CTX,
+        port: int | None = None,
     ) -> None:
         self.key = key
         self.path = model_path(key)
-        self.threads = threads or os.cpu_count() or 2
+        cores = os.cpu_count() or 2
+        self.threads = threads or _env_int(THREADS_ENV, cores)
+        self.threads_batch = threads_batch or _env_int(THREADS_BATCH_ENV, cores)
+        self.n_batch = n_batch or _env_int(BATCH_ENV, LOCAL_N_BATCH)
         self.n_ctx = n_ctx
         self.port = port or _free_port()
         self.process: subprocess.Popen | None = None
@@ -201,9 +229,11 @@ class LocalServer:
             "--n_threads",
             str(self.threads),
             "--n_threads_batch",
-            str(self.threads),
+            str(self.threads_batch),
             "--n_batch",
-            str(LOCAL_N_BATCH),
+            str(self.n_batch),
+            "--n_ubatch",
+            str(self.n_batch),
             # Flash attention: prompt evaluation ~14% faster on this CPU. Not used, measured:
             # prompt-lookup speculative decoding (--draft_model) needs logits for every prompt
             # token and was 1.6x slower overall; the server's --cache (prompt states in RAM) is
@@ -271,6 +301,14 @@ def shared_server(key: str, threads: int | None = None) -> LocalServer:
             server = LocalServer(key, threads=threads).start()
             _servers[key] = server
         return server
+
+
+def stop_shared(key: str) -> None:
+    """Stop this process's server for ``key``; the next use starts a fresh one (new tuning, say)."""
+    with _lock:
+        server = _servers.pop(key, None)
+    if server is not None:
+        server.stop()
 
 
 @atexit.register
