@@ -321,6 +321,24 @@ def test_a_sentence_number_out_of_range_is_flagged_and_quotes_nothing(tmp_path: 
         assert len(result.items[0].quotes) == 1  # only the reason's sentence
 
 
+def test_a_conclusion_sentence_that_concludes_nothing_is_reasked(tmp_path: Path) -> None:
+    """The numbered conclusion must state one, with the decision's stance (as every gold conclusion does)."""
+    by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
+    first = RULES.items[0].item
+    wrong = {**by_name[first], "conclusion_sentence": by_name[first]["reason_sentence"]}
+
+    def answer(request: dict) -> Step:
+        name = item_named(request, by_name)
+        return Step(answer=wrong if name == first and len(request["messages"]) == 2 else by_name[name])
+
+    with FakeOpenAI(answer) as server:
+        result = extract(LETTER, **options(server, tmp_path, strategy="per-item-brief", max_reasks=1))
+        reask = server.requests[1]["messages"][-1]["content"]
+        assert f"sentence {wrong['conclusion_sentence']} does not state the conclusion" in reask
+        assert len(server.requests) == len(RULES.items) + 1 and result.ok  # mended on the re-ask
+        assert result.items[0].quotes[0].text == RULES.items[0].quotes[-1].text
+
+
 def test_a_summary_contradicting_the_decision_is_flagged(tmp_path: Path) -> None:
     by_name = {i.item: fill_json(i, TEXT) for i in RULES.items}
     first = RULES.items[0].item

@@ -47,9 +47,10 @@ LOCAL_MAX_TOKENS = 1024
 #: Small models answer slowly on 2 cores; allow long requests.
 LOCAL_TIMEOUT_S = 600.0
 MODEL_ENV = "LLM_EXTRACT_LOCAL_MODEL"
-#: Re-asks cost a whole second answer (~20 s here) and the 1.5B model rarely mends its answer
-#: when told why it was wrong; what fails validation is flagged instead (``max_reasks=`` overrides).
-LOCAL_MAX_REASKS = 0
+#: One re-ask: the conversation so far is the cached prefix, so a re-ask costs only the reasons and a
+#: new ~25-token answer (a few seconds); told "sentence 14 states no conclusion" or "'Upheld' is not
+#: in the heading", the model mends it. Whatever still fails is flagged (``max_reasks=`` overrides).
+LOCAL_MAX_REASKS = 1
 #: llama.cpp batch sizes for prompt evaluation (measured: larger batches gain nothing on 2 cores).
 LOCAL_N_BATCH = 512
 #: Tuning knobs read when the server starts (``benchmarks/bench_local.py --threads`` measures them):

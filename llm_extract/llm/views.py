@@ -312,6 +312,20 @@ def sentence_problems(numbers: dict[str, int], count: int, where: str) -> list[s
     ]
 
 
+def conclusion_problem(sentence: str, decision: str | None, where: str, what: str) -> str | None:
+    """The sentence given as the conclusion must state one (the rules backend's rule), and the same
+    as the decision: every gold conclusion does."""
+    said = rules.stance(sentence)
+    if said is None:
+        return (
+            f"{where}: {what} does not state the conclusion (whether the request is medically necessary; "
+            "usually the rationale's last sentence)"
+        )
+    if decision in ("upheld", "overturned") and said != decision:
+        return f"{where}: {what} says the request is {_STANCE_WORDS[said]}, but decision is {decision!r}"
+    return None
+
+
 def summary_problem(summary: str | None, decision: str | None, where: str) -> str | None:
     """A summary whose stance (the rules backend's polarity rule) contradicts the decision."""
     if not summary or decision not in ("upheld", "overturned"):
@@ -338,8 +352,14 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         if want and decision != want:
             problems.append(f"{where}: the letter's heading says {want!r}, not {decision!r}")
         if "sentences" in context:
+            spans = context["sentences"]
             numbers = {f: getattr(draft, f) for f in ("conclusion_sentence", "reason_sentence")}
-            problems += sentence_problems(numbers, len(context["sentences"]), where)
+            problems += sentence_problems(numbers, len(spans), where)
+            number = numbers["conclusion_sentence"]
+            if 1 <= number <= len(spans):
+                s, e = spans[number - 1]
+                said = conclusion_problem(text[s:e], decision, where, f"sentence {number}")
+                problems += [said] if said else []
         if (said := summary_problem(getattr(draft, "rationale_summary", None), decision, where)) is not None:
             problems.append(said)
         for field in sorted(_CITATIONS):
@@ -356,6 +376,8 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         if item.decision_word.strip() and not word_near_item(item.decision_word, item.item, folded):
             problems.append(f"{where}: decision_word {collapse(item.decision_word)!r} is not stated for this item")
         problems += _quote_problems([item.conclusion], verifier, where, "conclusion")
+        if (said := conclusion_problem(item.conclusion, item.decision, where, "the conclusion")) is not None:
+            problems.append(said)
         if expected:
             best = max(expected, key=lambda e: fuzz.token_sort_ratio(e[0].lower(), item.item.lower()))
             if (
