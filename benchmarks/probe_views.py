@@ -157,8 +157,10 @@ def final_prompt(case: Case, sha256: str) -> str:
     """The shipped per-item prompt, built the way the backend builds it."""
     block, text = case.block, case.text
     spans = sentences(text, *block.rationale) if block.rationale else ()
-    heading = collapse(text[block.block_start : (block.decision_span or block.heading)[1]])
-    return prompts.item_prompt(case.name, heading, [collapse(text[s:e]) for s, e in spans], sha256)
+    heading = collapse(text[block.heading[0] : (block.decision_span or block.heading)[1]])
+    return prompts.item_prompt(
+        heading, [collapse(text[s:e]) for s, e in spans], sha256, worded=block.decision_span is not None
+    )
 
 
 def cases(only: list[str] | None) -> Iterator[tuple[Case, str]]:

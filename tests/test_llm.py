@@ -44,9 +44,9 @@ def letter_answer(result: Determination = RULES, text: str = TEXT, **item_change
 
 
 def item_named(request: dict, names: Any) -> Any:
-    """Which item a per-item request is about (its prompt's ``Item:`` line; re-asks come after it)."""
+    """Which item a per-item request is about (its prompt's ``Heading:`` line; re-asks come after it)."""
     user = request["messages"][1]["content"]
-    return next(n for n in names if f"Item: {n}\n" in user)
+    return next(n for n in names if f"Heading: {n}" in user)
 
 
 GOOD = Step(answer=letter_answer())
@@ -515,8 +515,8 @@ def test_few_shot_examples_are_verbatim_in_their_gold_letters() -> None:
         letter = load(LETTERS_DIR / example.letter)
         assert letter.sha256 == example.sha256
         verifier = Verifier(letter.text)
-        for part in (example.heading, *example.rationale):
-            assert verifier.locate(part).tier in ("exact", "normalized"), part
+        for part in (example.preamble, example.heading, *example.rationale):
+            assert not part or verifier.locate(part).tier in ("exact", "normalized"), part
         gold = next(i for i in golds[example.letter].items if i.item == example.item)
         assert gold.decision == example.answer["decision"]
         assert " ".join(gold.conclusion.split()) == example.value("conclusion")

@@ -283,7 +283,9 @@ class _Session:
         items = []
         for index, (block, known) in enumerate(zip(parsed.items, baseline.items)):
             spans = sentences(text, *block.rationale) if block.rationale else ()
-            heading = collapse(text[block.block_start : (block.decision_span or block.heading)[1]])
+            # The heading proper: the item's name through its decision word (a partial authorisation's
+            # history before it is the parser's to read, and only distracted the model).
+            heading = collapse(text[block.heading[0] : (block.decision_span or block.heading)[1]])
             context = {
                 "verifier": self.verifier,
                 "text": text,
@@ -297,7 +299,10 @@ class _Session:
             # reads them), which is most of the prompt's saving.
             sections = None if brief else tuple(_section(text, span) for span in (block.ca, block.mx))
             prompt = prompts.item_prompt(
-                known.item, heading, [collapse(text[s:e]) for s, e in spans], self.letter.sha256,
+                heading,
+                [collapse(text[s:e]) for s, e in spans],
+                self.letter.sha256,
+                worded=block.decision_span is not None,
                 citations=sections,  # type: ignore[arg-type]
             )
             fill = self.ask(view, prompt, context, index)

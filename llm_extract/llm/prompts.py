@@ -31,7 +31,7 @@ import jinja2
 from pydantic import BaseModel
 
 from .. import rules
-from ..normalize import collapse, fold_needle
+from ..normalize import collapse
 from ..prompts import PROMPT_VERSION
 from .views import MAX_QUOTES, PER_ITEM_VIEWS, SUMMARY_MAX_CHARS, decision_of_word
 
@@ -91,7 +91,8 @@ class Example:
     letter: str  # path under evals/letters/, for the test that checks the text is verbatim there
     sha256: str
     item: str
-    heading: str
+    preamble: str  # what precedes the heading in the letter (a partial authorisation's history)
+    heading: str  # the item's name and its decision, as written
     rationale: tuple[str, ...]
     answer: dict[str, Any]
 
@@ -108,8 +109,8 @@ def example_problems(example: Example) -> list[str]:
     """How an example fails to hold in its own text (empty when it is sound)."""
     answer, where = example.answer, f"example {example.item!r}"
     problems = []
-    if fold_needle(example.item) not in fold_needle(example.heading):
-        problems.append(f"{where}: the item is not in its heading")
+    if not example.heading.startswith(example.item):
+        problems.append(f"{where}: the heading does not start with the item")
     word = answer.get("decision_word", "")
     if not word or word not in example.heading:
         problems.append(f"{where}: decision_word {word!r} is not in the heading")
@@ -120,7 +121,7 @@ def example_problems(example: Example) -> list[str]:
             problems.append(f"{where}: {field} is not a sentence number")
     if not problems and rules.stance(example.value("conclusion")) != answer["decision"]:
         problems.append(f"{where}: the conclusion sentence does not state {answer['decision']!r}")
-    for part in (example.item, example.heading, *example.rationale):
+    for part in (example.item, example.preamble, example.heading, *example.rationale):
         if collapse(part) != part or _FENCE_LIKE.search(part):
             problems.append(f"{where}: text must be whitespace-collapsed and free of fence markers")
     return problems
@@ -135,6 +136,7 @@ def examples() -> tuple[Example, ...]:
             letter=e["letter"],
             sha256=e["sha256"],
             item=e["item"],
+            preamble=e["preamble"],
             heading=e["heading"],
             rationale=tuple(e["rationale"]),
             answer=e["answer"],
@@ -168,9 +170,10 @@ def _rendered_examples(view: type[BaseModel]) -> tuple[list[dict[str, str]], str
             else:
                 answer[field] = value
         if per_item:
-            prompt = _item_text(example.item, example.heading, example.rationale, None, _fence_pair(f"EXAMPLE-{n}"))
+            prompt = _item_text(example.heading, example.rationale, True, None, _fence_pair(f"EXAMPLE-{n}"))
         else:
-            body = f"{example.heading}\nDecision rationale: {' '.join(example.rationale)}"
+            heading = f"{example.preamble} {example.heading}".strip()
+            body = f"{heading}\nDecision rationale: {' '.join(example.rationale)}"
             prompt = _environment().get_template("letter.j2").render(letter=body, **_fence_pair(f"EXAMPLE-{n}"))
         rendered.append({"prompt": prompt, "answer": json.dumps(answer, ensure_ascii=False)})
     return rendered, ", ".join(dict.fromkeys(omitted))
@@ -206,25 +209,31 @@ def letter_prompt(text: str, sha256: str) -> str:
 
 
 def item_prompt(
-    item: str, heading: str, sentences: list[str], sha256: str, *, citations: tuple[str, str] | None = None
+    heading: str,
+    sentences: list[str],
+    sha256: str,
+    *,
+    worded: bool = True,
+    citations: tuple[str, str] | None = None,
 ) -> str:
-    """One item: its name, its heading as written, the rationale's sentences numbered from 1, and
-    (``citations``: the claims administrator's and the reviewer's guideline text) when the model
-    fills the citations."""
-    return _item_text(item, heading, sentences, citations, _fences(sha256))
+    """One item: the rationale's sentences numbered from 1, then its heading as written (the item's
+    name and its decision word, nearest the answer, where a small model copies it best), and the
+    claims administrator's and the reviewer's guideline text when the model fills the citations.
+    ``worded=False``: the layout's headings state no decision word, and the prompt says so."""
+    return _item_text(heading, sentences, worded, citations, _fences(sha256))
 
 
 def _item_text(
-    item: str, heading: str, sentences: Any, citations: tuple[str, str] | None, fences: dict[str, str]
+    heading: str, sentences: Any, worded: bool, citations: tuple[str, str] | None, fences: dict[str, str]
 ) -> str:
     ca, mx = citations or ("", "")
     return (
         _environment()
         .get_template("item.j2")
         .render(
-            item=_defuse(item),
             heading=_defuse(heading),
             sentences=[_defuse(s) for s in sentences],
+            worded=worded,
             citations=citations is not None,
             ca=_defuse(ca),
             mx=_defuse(mx),
