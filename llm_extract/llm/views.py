@@ -287,6 +287,8 @@ def word_problems(word: str, decision: str | None, heading: str | None, where: s
         return [f"{where}: decision_word {plain!r} is not a decision word (Upheld, Overturned, ...)"]
     if stated and decision and stated != decision:
         return [f"{where}: decision_word {plain!r} means {stated!r}, but decision is {decision!r}"]
+    if decision == "partial" and stated != "partial":
+        return [f"{where}: decision is 'partial' but the letter does not say \"Partially ...\" for this item"]
     return []
 
 
