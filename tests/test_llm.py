@@ -490,6 +490,13 @@ def test_unknown_layout_brief_falls_back_to_the_brief_whole_letter_view(tmp_path
             assert got.decision == rules.decision and got.quotes[0].match == "exact"
             assert got.rationale_summary == " ".join(got.quotes[0].text.split())  # the conclusion, whole
             assert got.claims_administrator_guideline == []
+        # the model's own evidence, found in the letter: its copied words, the values as written
+        text_of = {path: g.text for path, g in result.evidence.items()}
+        assert [text_of[f"items.{i}.decision"] for i in range(3)] == ["Upheld"] * 3
+        assert text_of["items.0.item"] == RULES.items[0].item
+        assert {"reviewer.licensure.0", "reviewer.specialties.0", "patient.age", "patient.sex"} <= set(text_of)
+        assert FlagCode.EVIDENCE_MISSING.value not in codes(result)  # every stated value has its evidence
+        assert all(text[g.start : g.end] == g.text for g in result.evidence.values())
 
 
 def test_a_fabricated_conclusion_is_flagged(tmp_path: Path) -> None:

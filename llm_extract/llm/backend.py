@@ -24,6 +24,7 @@ as error flags, never as an exception and never silently dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from instructor.core import InstructorRetryException
 from instructor.core.hooks import Hooks
 from pydantic import BaseModel
 
-from .. import __version__, rules
+from .. import __version__, fields, rules
 from ..crosscheck import align_items, crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
@@ -55,7 +56,16 @@ from ..schema import (
 from ..verify import Verifier
 from . import prompts
 from .client import Endpoint, with_retries
-from .views import ItemBrief, ItemFill, LetterBrief, LetterDraft, summary_problem
+from .views import (
+    ACCEPTED_TIERS,
+    ItemBrief,
+    ItemFill,
+    LetterBrief,
+    LetterDraft,
+    decision_of_word,
+    summary_problem,
+    word_near_item,
+)
 
 log = logging.getLogger("llm_extract.llm")
 
@@ -156,7 +166,7 @@ class LLMBackend:
         return result.model_copy(
             update={
                 "flags": result.flags + crosscheck(result, baseline if known else None),
-                "evidence": _parser_evidence(result, baseline),
+                "evidence": _model_evidence(result, session, _parser_evidence(result, baseline)),
             }
         )
 
@@ -184,6 +194,65 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
         if source in baseline.evidence and parser_values.get(source) == value:
             carried[path] = baseline.evidence[source]
     return carried
+
+
+def _model_evidence(result: Determination, session: _Session, known: dict[str, Grounding]) -> dict[str, Grounding]:
+    """``known`` (the parser's evidence) plus where the letter states each other value of the model's.
+
+    Strings the model copied (items, partial-authorisation parts, case number, priority, reviewer
+    entries) are located as they are; a date where the letter writes that date; the patient where an
+    "N-year-old <sex>" phrase states that value; a decision at the model's copied decision word after
+    the item's name (or, where the heading states none, at its concluding sentence if that concludes
+    the same). A value the letter does not support gets nothing, and the verifier flags it
+    ``evidence_missing``: evidence is found, never assumed.
+    """
+    text, verifier = session.letter.text, session.verifier
+    evidence = dict(known)
+    dates: dict[dt.date, Grounding] = {}
+    for m in fields.DATE_VALUE.finditer(text):
+        value = fields.parse_date(m)
+        if value is not None and value not in dates:
+            dates[value] = Grounding(text=m.group(0), start=m.start(), end=m.end())
+    people = fields.patient_mentions(text, 0)
+
+    def at(span: tuple[int, int] | None) -> Grounding | None:
+        return Grounding(text=text[span[0] : span[1]], start=span[0], end=span[1]) if span else None
+
+    def copied(value: str) -> Grounding | None:
+        found = verifier.locate(value)
+        return at((found.start, found.end)) if found.tier in ACCEPTED_TIERS and found.start is not None else None
+
+    for path, value in stated_values(result):
+        if path in evidence:
+            continue
+        parts = path.split(".")
+        found: Grounding | None = None
+        if isinstance(value, dt.date):
+            found = dates.get(value)
+        elif parts[0] == "patient":
+            pair = 0 if parts[1] == "age" else 1
+            found = next((at(p[pair].span) for p in people if p[pair].value == value), None)
+        elif parts[0] == "items" and parts[2] == "decision":
+            found = _decision_evidence(session, result.items[int(parts[1])], int(parts[1]), at)
+        elif isinstance(value, str) and parts[0] in ("items", "case", "reviewer"):
+            found = copied(value) if parts[-1] not in ("category", "subcategory") else None
+        if found is not None:
+            evidence[path] = found
+    return evidence
+
+
+def _decision_evidence(session: _Session, item: Item, index: int, at: Any) -> Grounding | None:
+    """The model's decision word after the item's name, or its concluding sentence (no word)."""
+    word = session.decision_words.get(index, "")
+    if word.strip():
+        if decision_of_word(word) != item.decision:
+            return None
+        near = word_near_item(word, item.item, session.verifier.folded.text)
+        return at(session.verifier.folded.span(*near)) if near else None
+    quote = item.quotes[0] if item.quotes else None
+    if quote is not None and quote.start is not None and rules.stance(quote.text) == item.decision:
+        return at((quote.start, quote.end))
+    return None
 
 
 def _people(baseline: Determination) -> tuple[Any, Any, Any]:
@@ -214,6 +283,7 @@ class _Session:
         self.log_prompts = log_prompts
         self.client = endpoint.client()  # shared by every letter on this endpoint: one connection pool
         self.hooks = Hooks()  # this letter's usage, counted per call (the client is shared across threads)
+        self.decision_words: dict[int, str] = {}  # item index -> the decision word the model copied
         self.hooks.on("completion:response", self._count)
 
     def _count(self, response: Any) -> None:
@@ -306,6 +376,8 @@ class _Session:
                 citations=sections,  # type: ignore[arg-type]
             )
             fill = self.ask(view, prompt, context, index)
+            if fill is not None:
+                self.decision_words[index] = fill.decision_word  # type: ignore[attr-defined]
             items.append(self._filled(known, fill, spans, brief))
         return items
 
@@ -351,7 +423,8 @@ class _Session:
         text = self.letter.text
         by_name = {collapse(i.item).lower(): i for i in baseline.items} if baseline else {}
         items = []
-        for d in draft.items:  # type: ignore[attr-defined]
+        for index, d in enumerate(draft.items):  # type: ignore[attr-defined]
+            self.decision_words[index] = d.decision_word
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
             known = by_name.get(collapse(d.item).lower())

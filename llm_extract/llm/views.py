@@ -292,17 +292,19 @@ def word_problems(word: str, decision: str | None, heading: str | None, where: s
     return []
 
 
-def word_near_item(word: str, name: str, folded_text: str) -> bool:
-    """True when ``word`` follows an occurrence of ``name`` within DECISION_WORD_REACH (folded)."""
+def word_near_item(word: str, name: str, folded_text: str) -> tuple[int, int] | None:
+    """Where (folded offsets) ``word`` follows an occurrence of ``name`` within DECISION_WORD_REACH."""
     target, needle = fold_needle(word), fold_needle(name)
     if not target or not needle:
-        return False
+        return None
     at = folded_text.find(needle)
     while at != -1:
-        if target in folded_text[at + len(needle) : at + len(needle) + DECISION_WORD_REACH]:
-            return True
+        start = at + len(needle)
+        found = folded_text.find(target, start, start + DECISION_WORD_REACH)
+        if found != -1:
+            return found, found + len(target)
         at = folded_text.find(needle, at + 1)
-    return False
+    return None
 
 
 def sentence_problems(numbers: dict[str, int], count: int, where: str) -> list[str]:
@@ -375,7 +377,7 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
                 f"{where}: this item is not in the letter; copy item names from the decisions section"
             )
         problems += word_problems(item.decision_word, item.decision, None, where)
-        if item.decision_word.strip() and not word_near_item(item.decision_word, item.item, folded):
+        if item.decision_word.strip() and word_near_item(item.decision_word, item.item, folded) is None:
             problems.append(f"{where}: decision_word {collapse(item.decision_word)!r} is not stated for this item")
         problems += _quote_problems([item.conclusion], verifier, where, "conclusion")
         if (said := conclusion_problem(item.conclusion, item.decision, where, "the conclusion")) is not None:
