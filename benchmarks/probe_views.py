@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from evals.gold import load_gold  # noqa: E402
 from llm_extract import layout, load  # noqa: E402
-from llm_extract.crosscheck import align_items  # noqa: E402
+from llm_extract.compare import align_items  # noqa: E402
 from llm_extract.llm import local, prompts  # noqa: E402
 from llm_extract.normalize import collapse, sentences  # noqa: E402
 from llm_extract.schema import Item  # noqa: E402

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 
 from llm_extract import layout, load
-from llm_extract.crosscheck import align_items
+from llm_extract.compare import align_items
 from llm_extract.normalize import collapse
 
 from .gold import GOLD_DIR, LETTERS_DIR, GoldItem, GoldLetter

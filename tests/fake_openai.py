@@ -19,7 +19,7 @@ from typing import Any
 
 from llm_extract.llm.views import MAX_QUOTES
 from llm_extract.normalize import sentences
-from llm_extract.rules import conclusion
+from llm_extract.schema import CITATION_FIELDS
 
 
 @dataclass
@@ -144,39 +144,30 @@ def citation_json(c: Any) -> dict:
     return {"text": c.text, "source": c.source, "title": c.title, "year": c.year, "topic": c.topic, "pages": c.pages}
 
 
-def _conclusion(item: Any, text: str | None) -> tuple[int, int] | None:
-    if item.rationale is None or text is None:
-        return None
-    return conclusion(text, (item.rationale.start, item.rationale.end))
-
-
-def item_json(item: Any, text: str | None = None, **changes: Any) -> dict:
-    """A whole-letter answer for one item, copied from a (rules) extraction: what a perfect model says.
-
-    ``text`` is the letter's text (for the concluding sentence; without it the last rules quote).
-    """
-    found = _conclusion(item, text)
-    concl = text[found[0] : found[1]] if found and text else (item.quotes[-1].text if item.quotes else "")
+def item_json(item: Any, **changes: Any) -> dict:
+    """A whole-letter answer for one item, copied from a (rules) extraction: what a perfect model
+    says (the conclusion copied, then up to the schema's bound of supporting quotes)."""
     data = {
         "item": item.item,
         "decision_word": (item.decision or "").capitalize(),
-        "conclusion": concl,
+        "conclusion": item.conclusion.text if item.conclusion else "",
         "decision": item.decision,
         "original_request": item.original_request,
         "authorized": item.authorized,
         "claims_administrator_guideline": [citation_json(c) for c in item.claims_administrator_guideline],
         "maximus_guideline": [citation_json(c) for c in item.maximus_guideline],
         "rationale_summary": SUMMARY,
-        "quotes": [{"text": q.text} for q in item.quotes[:MAX_QUOTES] if q.text != concl],  # the schema's bound
+        "quotes": [{"text": q.text} for q in item.quotes[:MAX_QUOTES]],
     }
     data.update(changes)
     return data
 
 
 def fill_json(item: Any, text: str, *, brief: bool = False, **changes: Any) -> dict:
-    """A per-item answer (ItemFill, or ItemBrief with ``brief``) for a rules item of ``text``."""
+    """A per-item answer (ItemFill, or ItemBrief with ``brief``) for a rules item of ``text``: the
+    conclusion's sentence number (the last sentence if the item has none) and a reason's."""
     spans = sentences(text, item.rationale.start, item.rationale.end)
-    found = _conclusion(item, text)
+    found = (item.conclusion.start, item.conclusion.end) if item.conclusion else None
     number = spans.index(found) + 1 if found in spans else len(spans)
     data: dict[str, Any] = {
         "decision_word": (item.decision or "").capitalize(),
@@ -185,18 +176,17 @@ def fill_json(item: Any, text: str, *, brief: bool = False, **changes: Any) -> d
         "reason_sentence": 1 if number != 1 else min(2, len(spans)),
     }
     if not brief:
-        data["claims_administrator_guideline"] = [citation_json(c) for c in item.claims_administrator_guideline]
-        data["maximus_guideline"] = [citation_json(c) for c in item.maximus_guideline]
+        data.update({field: [citation_json(c) for c in getattr(item, field)] for field in CITATION_FIELDS})
         data["rationale_summary"] = SUMMARY
     data.update(changes)
     return data
 
 
-def answer_from(result: Any, text: str | None = None, **item_changes: Any) -> dict:
+def answer_from(result: Any, **item_changes: Any) -> dict:
     """A whole-letter answer copied from a Determination, with optional changes to every item."""
     return {
         "case": result.case.model_dump(mode="json"),
         "reviewer": result.reviewer.model_dump(mode="json"),
         "patient": result.patient.model_dump(mode="json"),
-        "items": [item_json(i, text, **item_changes) for i in result.items],
+        "items": [item_json(i, **item_changes) for i in result.items],
     }

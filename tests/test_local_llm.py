@@ -16,6 +16,7 @@ from conftest import pdf
 
 from llm_extract import Determination, FlagCode, extract, load
 from llm_extract.llm import local
+from llm_extract.schema import Quote, held
 
 KEY = os.environ.get("LLM_EXTRACT_LOCAL_MODEL") or local.DEFAULT_MODEL
 LETTER = pdf("CM16-0230548")  # a real two-item 2016 letter: an MRI upheld, acupuncture overturned
@@ -57,12 +58,12 @@ def test_local_model_decides_a_real_letter(tmp_path: Path) -> None:
     assert [i.decision for i in result.items] == [g["decision"] for g in GOLD["items"]] == ["upheld", "overturned"]
     error_codes = {f.code for f in result.flags if f.severity == "error"}
     for item in result.items:
-        assert item.quotes, item.item
-        for quote in item.quotes:  # sentences the model numbered, copied by code: exact, with offsets
+        assert item.conclusion, item.item
+        for quote in held(item, Quote):  # sentences the model numbered, copied by code: exact, with offsets
             assert quote.match == "exact" and text[quote.start : quote.end] == quote.text
         assert item.rationale_summary and len(item.rationale_summary) <= 300
     for item, gold in zip(result.items, GOLD["items"]):
-        if " ".join(item.quotes[0].text.split()) != gold["conclusion"]:
+        if " ".join(item.conclusion.text.split()) != gold["conclusion"]:  # type: ignore[union-attr]
             assert FlagCode.LLM_REASK_EXHAUSTED in error_codes  # a wrong conclusion never passes silently
     again = extract(LETTER, backend="local", model=KEY, cache_dir=tmp_path / "cache")
     assert again.source.cached is result.ok  # only a flag-free result was cached
@@ -75,7 +76,7 @@ def test_local_model_reads_an_unknown_layout(tmp_path: Path) -> None:
     result = extract(path, backend="local", model=KEY, cache=False)
     assert result.source.layout == "unknown" and result.source.strategy == "whole-letter-brief"
     assert [(i.item, i.decision) for i in result.items] == [("MRI of the right shoulder", "overturned")]
-    assert result.items[0].quotes and result.items[0].quotes[0].match in ("exact", "normalized")
+    assert result.items[0].conclusion and result.items[0].conclusion.match in ("exact", "normalized")
     assert result.reviewer.licensure == ["California"] and result.patient.age == 19
 
 

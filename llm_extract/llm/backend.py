@@ -36,11 +36,13 @@ from instructor.core.hooks import Hooks
 from pydantic import BaseModel
 
 from .. import __version__, fields, rules
-from ..crosscheck import align_items, crosscheck
+from ..compare import item_pairs
+from ..crosscheck import crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
 from ..normalize import collapse, sentences
 from ..schema import (
+    CITATION_FIELDS,
     Citation,
     Determination,
     Flag,
@@ -176,12 +178,9 @@ def _parser_evidence(result: Determination, baseline: Determination) -> dict[str
 
     Items are paired by heading (the cross-check's rule), so ``items.1`` of the answer takes the
     evidence of the parser's item it is. A value the model states differently (another decision,
-    another date) gets none, and the verifier flags it ``evidence_missing``: the model's own
-    evidence is not asked for yet.
+    another date) gets none here: :func:`_model_evidence` looks for the model's own.
     """
-    index = {
-        pi: gi for gi, pi, _ in align_items([i.item for i in baseline.items], [i.item for i in result.items])
-    }
+    index = item_pairs([i.item for i in result.items], [i.item for i in baseline.items])
     parser_values = dict(stated_values(baseline))
     carried = {}
     for path, value in stated_values(result):
@@ -249,7 +248,7 @@ def _decision_evidence(session: _Session, item: Item, index: int, at: Any) -> Gr
             return None
         near = word_near_item(word, item.item, session.verifier.folded.text)
         return at(session.verifier.folded.span(*near)) if near else None
-    quote = item.quotes[0] if item.quotes else None
+    quote = item.conclusion
     if quote is not None and quote.start is not None and rules.stance(quote.text) == item.decision:
         return at((quote.start, quote.end))
     return None
@@ -382,28 +381,32 @@ class _Session:
         return items
 
     def _filled(self, known: Item, fill: BaseModel | None, spans: tuple[tuple[int, int], ...], brief: bool) -> Item:
-        """The parser's item with the model's answer: its decision, and quotes and summary from the
-        sentences it numbered (out-of-range numbers are dropped; the validator flagged them)."""
+        """The parser's item with the model's answer: its decision, ``Item.conclusion`` (the sentence it
+        numbered as the conclusion), ``Item.quotes`` (the main reason's sentence) and the summary
+        (out-of-range numbers are dropped; the validator flagged them)."""
         text = self.letter.text
-        citations = ("claims_administrator_guideline", "maximus_guideline")
         if fill is None:  # no valid answer: flagged llm_invalid_output; nothing of the model's is kept
-            cleared: dict[str, Any] = {"decision": None, "rationale_summary": None, "quotes": []}
-            return known.model_copy(update=cleared if brief else {**cleared, **dict.fromkeys(citations, [])})
+            cleared: dict[str, Any] = {"decision": None, "rationale_summary": None, "conclusion": None, "quotes": []}
+            return known.model_copy(update=cleared if brief else {**cleared, **dict.fromkeys(CITATION_FIELDS, [])})
 
         def sentence(number: int) -> tuple[int, int] | None:
             return spans[number - 1] if 1 <= number <= len(spans) else None
 
         conclusion, reason = sentence(fill.conclusion_sentence), sentence(fill.reason_sentence)  # type: ignore[attr-defined]
-        picked = [s for s in dict.fromkeys((conclusion, reason)) if s is not None]  # the conclusion first
         update: dict[str, Any] = {
             "decision": fill.decision,  # type: ignore[attr-defined]
-            "quotes": [Quote(text=text[s:e], start=s, end=e) for s, e in picked],
+            "conclusion": Quote(text=text[conclusion[0] : conclusion[1]], start=conclusion[0], end=conclusion[1])
+            if conclusion
+            else None,
+            "quotes": [Quote(text=text[reason[0] : reason[1]], start=reason[0], end=reason[1])]
+            if reason and reason != conclusion
+            else [],
             "rationale_summary": (
                 rules.summarize(text, spans, conclusion, reason) if brief else fill.rationale_summary  # type: ignore[attr-defined]
             ),
         }
         if not brief:
-            for field in citations:
+            for field in CITATION_FIELDS:
                 update[field] = [Citation(**c.model_dump()) for c in getattr(fill, field)]
         return known.model_copy(update=update)
 
@@ -421,14 +424,17 @@ class _Session:
         if draft is None:
             return []
         text = self.letter.text
-        by_name = {collapse(i.item).lower(): i for i in baseline.items} if baseline else {}
+        drafted = draft.items  # type: ignore[attr-defined]
+        # the parser's item each drafted item is (the cross-check's pairing rule), for its rationale span
+        paired = item_pairs([d.item for d in drafted], [i.item for i in baseline.items]) if baseline else {}
         items = []
-        for index, d in enumerate(draft.items):  # type: ignore[attr-defined]
+        for index, d in enumerate(drafted):
             self.decision_words[index] = d.decision_word
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
-            known = by_name.get(collapse(d.item).lower())
-            quotes = [d.conclusion, *(q.text for q in getattr(d, "quotes", []))]  # the conclusion first
+            known = baseline.items[paired[index]] if baseline and index in paired else None
+            concluding = collapse(d.conclusion)
+            supporting = [q.text for q in getattr(d, "quotes", []) if q.text.strip() and collapse(q.text) != concluding]
             summary = getattr(d, "rationale_summary", None)
             if summary is None:  # the brief view: the concluding sentence, whole, where the letter has it
                 at = self.verifier.locate(d.conclusion)
@@ -438,7 +444,7 @@ class _Session:
                 field: [Citation(**c.model_dump()) for c in getattr(d, field)]
                 if hasattr(d, field)
                 else (getattr(known, field) if known else [])
-                for field in ("claims_administrator_guideline", "maximus_guideline")
+                for field in CITATION_FIELDS
             }
             items.append(
                 Item(
@@ -449,7 +455,8 @@ class _Session:
                     heading=heading,
                     rationale_summary=summary,
                     rationale=known.rationale if known else None,
-                    quotes=[Quote(text=q) for q in dict.fromkeys(q for q in quotes if q.strip())],
+                    conclusion=Quote(text=d.conclusion) if concluding else None,
+                    quotes=[Quote(text=q) for q in dict.fromkeys(supporting)],
                     **cited,
                 )
             )

@@ -31,12 +31,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-from rapidfuzz import fuzz
 
 from .. import rules
+from ..compare import item_pairs, page_in_letter
 from ..layout import DECISION_WORD, _decision_value
 from ..normalize import collapse, fold_needle
-from ..schema import Case, Citation, Decision, Item, Patient, Quote, Reviewer
+from ..schema import CITATION_FIELDS, Case, Citation, Decision, Item, Patient, Quote, Reviewer
 
 #: Fields only the verifier sets.
 VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
@@ -44,10 +44,11 @@ VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
 PARSER_FIELDS = {"item", "heading", "rationale", "original_request", "authorized"}
 #: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
 ENRICHED_FIELDS = {"category", "subcategory", "drug"}
+#: Filled by the backend from the model's evidence fields (the conclusion sentence it numbered or
+#: copied), never asked for as an output value.
+ANSWER_FIELDS = {"conclusion"}
 #: Quotes must be found at least this well to pass (fuzzy matches are re-asked).
 ACCEPTED_TIERS = {"exact", "normalized"}
-#: A model item matches a parser item when their names are at least this similar (rapidfuzz 0-100).
-ITEM_NAME_THRESHOLD = 80
 #: Problems listed in one re-ask message.
 MAX_PROBLEMS = 12
 #: Bounded output: these limits are in the JSON Schema the model fills, so a grammar-constrained
@@ -171,12 +172,10 @@ CitationDraft = view(Citation, "CitationDraft", drop=VERIFIER_FIELDS)
 QuoteDraft = view(Quote, "QuoteDraft", drop=VERIFIER_FIELDS)
 _NESTED = {
     "decision": Decision,  # the model must decide: no null
-    "claims_administrator_guideline": list[CitationDraft],  # type: ignore[valid-type]
-    "maximus_guideline": list[CitationDraft],  # type: ignore[valid-type]
+    **dict.fromkeys(CITATION_FIELDS, list[CitationDraft]),  # type: ignore[valid-type]
     "quotes": list[QuoteDraft],  # type: ignore[valid-type]
 }
 _BOUNDS = {"rationale_summary": {"max_length": SUMMARY_MAX_CHARS}, "quotes": {"max_length": MAX_QUOTES}}
-_CITATIONS = {"claims_administrator_guideline", "maximus_guideline"}
 #: Per-item views: the heading's word and the conclusion's number before the decision, the main
 #: reason's number after it (quotes are those sentences, copied by code: exact by construction).
 _BY_NUMBER = {"decision": {"decision_word": (str, DECISION_WORD_FIELD), "conclusion_sentence": (int, CONCLUSION_SENTENCE_FIELD)}}
@@ -186,10 +185,10 @@ _REASON = {"reason_sentence": (int, REASON_SENTENCE_FIELD)}
 ItemFill = view(
     Item,
     "ItemFill",
-    drop=PARSER_FIELDS | ENRICHED_FIELDS | {"quotes"},
+    drop=PARSER_FIELDS | ENRICHED_FIELDS | ANSWER_FIELDS | {"quotes"},
     retype=_NESTED,
     bound=_BOUNDS,
-    before={"decision": _BY_NUMBER["decision"], "claims_administrator_guideline": _REASON},
+    before={"decision": _BY_NUMBER["decision"], CITATION_FIELDS[0]: _REASON},
     required=True,
     top=True,
 )
@@ -206,7 +205,7 @@ _BY_COPY = {"decision": {"decision_word": (str, DECISION_WORD_FIELD), "conclusio
 ItemDraft = view(
     Item,
     "ItemDraft",
-    drop={"heading", "rationale"} | ENRICHED_FIELDS,
+    drop={"heading", "rationale"} | ENRICHED_FIELDS | ANSWER_FIELDS,
     retype=_NESTED,
     bound=_BOUNDS,
     before=_BY_COPY,
@@ -242,10 +241,6 @@ PER_ITEM_VIEWS = (ItemFill, ItemBrief)
 # --------------------------------------------------------------------------- checks
 
 
-def _page_in_letter(page: str, text: str) -> bool:
-    return re.search(r"(?<![\d])" + re.escape(page.strip()) + r"(?![\d])", text) is not None
-
-
 def _quote_problems(quotes: Sequence[str], verifier: Any, where: str, what: str = "quote") -> list[str]:
     out = []
     for quote in quotes:
@@ -264,7 +259,7 @@ def _citation_problems(citations: list[Any], verifier: Any, text: str, where: st
         if verifier.locate(cit.text).tier == "none":
             out.append(f"{where}: citation text {collapse(cit.text)[:100]!r} is not in the letter")
         for page in cit.pages:
-            if not _page_in_letter(page, text):
+            if not page_in_letter(page, text):
                 out.append(f"{where}: page {page!r} does not appear in the letter")
     return out
 
@@ -366,11 +361,14 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
                 problems += [said] if said else []
         if (said := summary_problem(getattr(draft, "rationale_summary", None), decision, where)) is not None:
             problems.append(said)
-        for field in sorted(_CITATIONS):
+        for field in CITATION_FIELDS:
             problems += _citation_problems(getattr(draft, field, []), verifier, text, f"{where} {field}")
         return problems
     folded = verifier.folded.text
-    for index, item in enumerate(draft.items):  # type: ignore[attr-defined]
+    items = draft.items  # type: ignore[attr-defined]
+    # the parser's item each answer item is (the cross-check's and the evaluation's pairing rule)
+    paired = item_pairs([i.item for i in items], [name for name, _ in expected]) if expected else {}
+    for index, item in enumerate(items):
         where = f"item {index + 1} ({collapse(item.item)[:60]!r})"
         if verifier.locate(item.item).tier == "none":
             problems.append(
@@ -382,17 +380,12 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         problems += _quote_problems([item.conclusion], verifier, where, "conclusion")
         if (said := conclusion_problem(item.conclusion, item.decision, where, "the conclusion")) is not None:
             problems.append(said)
-        if expected:
-            best = max(expected, key=lambda e: fuzz.token_sort_ratio(e[0].lower(), item.item.lower()))
-            if (
-                fuzz.token_sort_ratio(best[0].lower(), item.item.lower()) >= ITEM_NAME_THRESHOLD
-                and best[1]
-                and item.decision != best[1]
-            ):
-                problems.append(f"{where}: the letter's heading says {best[1]!r}, not {item.decision!r}")
+        want = expected[paired[index]][1] if index in paired else None
+        if want and item.decision != want:
+            problems.append(f"{where}: the letter's heading says {want!r}, not {item.decision!r}")
         problems += _quote_problems([q.text for q in getattr(item, "quotes", [])], verifier, where)
         if (said := summary_problem(getattr(item, "rationale_summary", None), item.decision, where)) is not None:
             problems.append(said)
-        for field in sorted(_CITATIONS):
+        for field in CITATION_FIELDS:
             problems += _citation_problems(getattr(item, field, []), verifier, text, f"{where} {field}")
     return problems
