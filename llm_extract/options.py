@@ -22,7 +22,7 @@ from .errors import InvalidOptionsError
 #: instructor modes, by the names the options take (``llm/client.py`` maps them to instructor's).
 Mode = Literal["tools", "json_schema", "json", "md_json"]
 #: How an LLM backend asks (``llm/backend.py`` documents each).
-Strategy = Literal["per-item", "per-item-brief", "whole-letter"]
+Strategy = Literal["per-item", "per-item-brief", "whole-letter", "whole-letter-brief"]
 #: Characters of a rejected value shown in an option error.
 SHOWN_VALUE_CHARS = 60
 

@@ -17,9 +17,10 @@ Four strategies behind one option (the views they use are in :mod:`.views`):
   layouts the parser does not know). Each per-item strategy falls back to its whole-letter twin
   when the parser does not know the layout.
 
-Every answer is validated against the letter inside instructor (re-asked with the reasons), then
-cross-checked against the layout parser; whatever is still wrong after the last re-ask comes back
-as error flags, never as an exception and never silently dropped.
+Every answer is validated against the letter inside instructor (re-asked with the reasons);
+whatever is still wrong after the last re-ask comes back as error flags, never as an exception and
+never silently dropped. The pipeline then cross-checks it against the layout parser
+(``crosschecked``: :func:`llm_extract.pipeline.crosschecked`).
 """
 
 from __future__ import annotations
@@ -27,20 +28,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
-from typing import Any
+from typing import Any, get_args
 
 from instructor.core import InstructorRetryException
 from instructor.core.hooks import Hooks
 from pydantic import BaseModel
 
-from .. import __version__, fields, rules
+from .. import fields, rules
 from ..compare import item_pairs
-from ..crosscheck import crosscheck
 from ..ingest import Letter
 from ..layout import Parsed
 from ..normalize import collapse, sentences
+from ..options import LLMOptions, ModelOptions, Strategy
 from ..schema import (
     CITATION_FIELDS,
     Citation,
@@ -56,8 +56,9 @@ from ..schema import (
     stated_values,
 )
 from ..verify import Verifier
+from ..version import __version__
 from . import prompts
-from .client import Endpoint, with_retries
+from .client import Endpoint, configure_gate, with_retries
 from .views import (
     ACCEPTED_TIERS,
     ItemBrief,
@@ -71,11 +72,11 @@ from .views import (
 
 log = logging.getLogger("llm_extract.llm")
 
-STRATEGIES = ("per-item", "per-item-brief", "whole-letter", "whole-letter-brief")
+#: The strategies (their one home is the options model's ``Strategy``).
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 PER_ITEM = ("per-item", "per-item-brief")
 #: What a per-item strategy becomes when the layout parser does not know the letter's layout.
 WHOLE_LETTER_TWIN = {"per-item": "whole-letter", "per-item-brief": "whole-letter-brief"}
-LOG_PROMPTS_ENV = "LLM_EXTRACT_LOG_PROMPTS"
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -83,42 +84,38 @@ class LLMBackend:
     """Any OpenAI-compatible endpoint, through instructor on the openai client."""
 
     name = "openai"
+    Options: type[ModelOptions] = LLMOptions
     cacheable = True
+    crosschecked = True
     default_strategy = "per-item"
 
-    def endpoint(self, **options: Any) -> Endpoint:
-        return Endpoint.from_options(**options)
+    def endpoint(self, options: ModelOptions) -> Endpoint:
+        return Endpoint.from_options(**options.endpoint_fields())
 
-    def split_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, bool]:
-        options = dict(options)
-        strategy = options.pop("strategy", None) or self.default_strategy
-        if strategy not in STRATEGIES:
-            from ..errors import LLMConfigError
+    def prepare_batch(self, options: ModelOptions, jobs: int) -> None:
+        """A batch's threads share one rate gate: ``max_in_flight`` requests (default ``jobs``)."""
+        configure_gate(options.max_in_flight or jobs)
 
-            raise LLMConfigError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-        log_prompts = bool(options.pop("log_prompts", False) or os.environ.get(LOG_PROMPTS_ENV))
-        return options, strategy, log_prompts
-
-    def cache_parts(self, letter: Letter, **options: Any) -> dict[str, Any]:
-        """What the cache key covers: never the API key, nor credentials in the base URL."""
-        rest, strategy, _ = self.split_options(options)
-        endpoint = self.endpoint(**rest)
+    def cache_parts(self, letter: Letter, options: ModelOptions) -> dict[str, Any]:
+        """What the cache key covers: the options that change an answer (never the API key, nor
+        credentials in the base URL), resolved as the run resolves them, and the versions."""
+        endpoint = self.endpoint(options)
         return {
             "sha256": letter.sha256,
             "backend": self.name,
+            "options": options.cache_fields(),
             "model": endpoint.model,
             "endpoint": endpoint.shown,
             "mode": endpoint.mode,
-            "strategy": strategy,
+            "strategy": options.strategy or self.default_strategy,
             "prompt": prompts.prompt_id(),
-            "options": {k: v for k, v in rest.items() if k not in ("api_key", "model", "base_url", "mode")},
             "version": __version__,
         }
 
-    def run(self, letter: Letter, parsed: Parsed, **options: Any) -> Determination:
-        rest, strategy, log_prompts = self.split_options(options)
-        endpoint = self.endpoint(**rest)
-        session = _Session(endpoint, letter, log_prompts)
+    def run(self, letter: Letter, parsed: Parsed, options: ModelOptions) -> Determination:
+        strategy: str = options.strategy or self.default_strategy
+        endpoint = self.endpoint(options)
+        session = _Session(endpoint, letter, options.prompts_logged())
         baseline = rules.build(letter, parsed)
         known = parsed.layout != "unknown" and bool(parsed.items)
         if strategy in PER_ITEM and known:
@@ -165,12 +162,7 @@ class LLMBackend:
                 usage=usage,
             ),
         )
-        return result.model_copy(
-            update={
-                "flags": result.flags + crosscheck(result, baseline if known else None),
-                "evidence": _model_evidence(result, session, _parser_evidence(result, baseline)),
-            }
-        )
+        return result.model_copy(update={"evidence": _model_evidence(result, session, _parser_evidence(result, baseline))})
 
 
 def _parser_evidence(result: Determination, baseline: Determination) -> dict[str, Grounding]:
