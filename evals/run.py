@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,6 +46,7 @@ from evals.report import (
 from llm_extract import BatchError, ExtractionError, InvalidOptionsError, extract_many, load
 from llm_extract.compare import ITEM_FIELDS, ITEM_MATCH_THRESHOLD, LETTER_FIELDS, item_pairs
 from llm_extract.errors import stops_batch
+from llm_extract.options import Strategy
 from llm_extract.records import bad_json, read_json
 from llm_extract.redact import redact_url
 
@@ -648,7 +649,7 @@ def run(
     strategy: Annotated[
         str | None,
         typer.Option(
-            help="LLM strategy: per-item, per-item-brief or whole-letter (the backend's default if not given)."
+            help=f"LLM strategy: {', '.join(get_args(Strategy))} (the backend's default if not given)."
         ),
     ] = None,
     no_cache: Annotated[
