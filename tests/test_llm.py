@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,14 @@ def item_named(request: dict, names: Any) -> Any:
     """Which item a per-item request is about (its prompt's ``Heading:`` line; re-asks come after it)."""
     user = request["messages"][1]["content"]
     return next(n for n in names if f"Heading: {n}" in user)
+
+
+def first_item_answered(**changes: Any) -> Callable[[dict], Step]:
+    """A scripted per-item-brief model: right answers (``fill_json``), the first item's changed."""
+    by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
+    first = RULES.items[0].item
+    by_name[first] = {**by_name[first], **changes}
+    return lambda request: Step(answer=by_name[item_named(request, by_name)])
 
 
 GOOD = Step(answer=letter_answer())
@@ -277,13 +286,7 @@ def test_per_item_brief_keeps_the_parsers_citations_and_asks_for_the_rest(tmp_pa
 
 def test_a_decision_word_not_in_the_heading_is_reasked_then_flagged(tmp_path: Path) -> None:
     """The copied word is verified like a quote: not in the item's heading -> re-ask, then a flag."""
-    by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
-    first = RULES.items[0].item
-    by_name[first] = {**by_name[first], "decision_word": "Overturned", "decision": "overturned"}
-
-    def answer(request: dict) -> Step:
-        return Step(answer=by_name[item_named(request, by_name)])
-
+    answer = first_item_answered(decision_word="Overturned", decision="overturned")
     with FakeOpenAI(answer) as server:
         result = extract(LETTER, **options(server, tmp_path, strategy="per-item-brief", max_reasks=1))
         assert len(server.requests) == len(RULES.items) + 1  # one re-ask for the first item
@@ -294,13 +297,7 @@ def test_a_decision_word_not_in_the_heading_is_reasked_then_flagged(tmp_path: Pa
 
 
 def test_a_decision_word_that_means_another_decision_is_flagged(tmp_path: Path) -> None:
-    by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
-    first = RULES.items[0].item
-    by_name[first] = {**by_name[first], "decision": "overturned"}  # copied "Upheld", answered overturned
-
-    def answer(request: dict) -> Step:
-        return Step(answer=by_name[item_named(request, by_name)])
-
+    answer = first_item_answered(decision="overturned")  # copied "Upheld", answered overturned
     with FakeOpenAI(answer) as server:
         result = extract(LETTER, **options(server, tmp_path, strategy="per-item-brief", max_reasks=0))
         flag = next(f for f in result.flags if f.code == FlagCode.LLM_REASK_EXHAUSTED)
@@ -309,13 +306,7 @@ def test_a_decision_word_that_means_another_decision_is_flagged(tmp_path: Path) 
 
 
 def test_a_sentence_number_out_of_range_is_flagged_and_quotes_nothing(tmp_path: Path) -> None:
-    by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
-    first = RULES.items[0].item
-    by_name[first] = {**by_name[first], "conclusion_sentence": 99}
-
-    def answer(request: dict) -> Step:
-        return Step(answer=by_name[item_named(request, by_name)])
-
+    answer = first_item_answered(conclusion_sentence=99)
     with FakeOpenAI(answer) as server:
         result = extract(LETTER, **options(server, tmp_path, strategy="per-item-brief", max_reasks=0))
         flag = next(f for f in result.flags if f.code == FlagCode.LLM_REASK_EXHAUSTED)
