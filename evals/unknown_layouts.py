@@ -1,7 +1,7 @@
 """Letters in layouts the layout parser has never seen, with their gold: for the whole-letter LLM path.
 
     python -m evals.unknown_layouts            # (re)writes evals/letters/unknown/ and evals/gold-unknown/
-    python -m evals.run --backend local --gold evals/gold-unknown --out evals/out-unknown
+    python -m evals.run --backend local --jobs 1 --gold evals/gold-unknown --source pdfium --out evals/out-unknown
 
 Each fixture re-renders a hand-labelled gold letter (``evals/gold/<stem>.json`` and its letter) into
 one of three layouts no parser rule knows: the same facts and the same words where it matters
