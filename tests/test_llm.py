@@ -491,6 +491,22 @@ def test_unknown_layout_brief_falls_back_to_the_brief_whole_letter_view(tmp_path
         assert all(text[g.start : g.end] == g.text for g in result.evidence.values())
 
 
+def test_a_paragraph_copied_as_the_conclusion_is_reasked(tmp_path: Path) -> None:
+    """A copied "conclusion" that is the rationale's whole paragraph contains a conclusion (so its
+    stance passes) but is not the concluding sentence: re-asked, then flagged, never filed as one."""
+    answer = letter_answer()
+    rationale = RULES.items[0].rationale
+    answer["items"][0]["conclusion"] = TEXT[rationale.start : rationale.end]
+    with FakeOpenAI([Step(answer=answer), GOOD]) as server:
+        result = extract(LETTER, **options(server, tmp_path, max_reasks=1))
+        assert len(server.requests) == 2 and result.ok  # mended on the re-ask
+        assert "copy only the one sentence" in server.requests[1]["messages"][-1]["content"]
+        assert result.items[0].conclusion.text == RULES.items[0].conclusion.text
+    with FakeOpenAI([Step(answer=answer)]) as server:
+        result = extract(LETTER, **options(server, tmp_path, max_reasks=0, cache=False))
+        assert FlagCode.LLM_REASK_EXHAUSTED.value in codes(result) and not result.ok
+
+
 def test_a_fabricated_conclusion_is_flagged(tmp_path: Path) -> None:
     answer = letter_answer()
     answer["items"][2]["conclusion"] = "The reviewer finds the massage therapy medically necessary."

@@ -71,7 +71,7 @@ def test_local_model_decides_a_real_letter(tmp_path: Path) -> None:
 
 def test_local_model_reads_an_unknown_layout(tmp_path: Path) -> None:
     """Where the parser does not know the layout, the model finds the item and decides it itself, and
-    its concluding sentence is the letter's. The header, reviewer and patient it gives are the
+    its concluding sentence is the gold's (or the answer is flagged). The header, reviewer and patient it gives are the
     gold's or nothing (the 1.5B model has left them null on this fixture: README, "Unknown layouts"),
     and whatever it states has evidence in the letter."""
     _require_local()
@@ -83,8 +83,9 @@ def test_local_model_reads_an_unknown_layout(tmp_path: Path) -> None:
     assert result.source.layout == "unknown" and result.source.strategy == "whole-letter-brief"
     assert [(i.item, i.decision) for i in result.items] == [("MRI of the right shoulder", "overturned")]
     conclusion = result.items[0].conclusion
-    assert conclusion and conclusion.match in ("exact", "normalized")
-    assert " ".join(text[conclusion.start : conclusion.end].split()) == gold["items"][0]["conclusion"]
+    located = conclusion is not None and conclusion.match in ("exact", "normalized")
+    if not located or " ".join(text[conclusion.start : conclusion.end].split()) != gold["items"][0]["conclusion"]:  # type: ignore[union-attr]
+        assert FlagCode.LLM_REASK_EXHAUSTED in {f.code for f in result.flags}  # never passes silently
     assert result.reviewer.licensure in ([], gold["reviewer"]["licensure"])
     assert result.patient.age in (None, gold["patient"]["age"]) and result.patient.sex in (None, gold["patient"]["sex"])
     assert FlagCode.EVIDENCE_MISSING not in {f.code for f in result.flags}  # every stated value has evidence

@@ -35,7 +35,7 @@ from pydantic_core import PydanticUndefined
 from .. import rules
 from ..compare import item_pairs, page_in_letter
 from ..layout import DECISION_WORD, _decision_value
-from ..normalize import collapse, fold_needle
+from ..normalize import collapse, fold_needle, sentences
 from ..schema import CITATION_FIELDS, Case, Citation, Decision, Item, Patient, Quote, Reviewer
 
 #: Fields only the verifier sets.
@@ -325,6 +325,16 @@ def conclusion_problem(sentence: str, decision: str | None, where: str, what: st
     return None
 
 
+def one_sentence_problem(copied: str, where: str) -> str | None:
+    """A copied conclusion is one sentence (by the splitter that numbers rationale sentences; every
+    gold conclusion is one): a paragraph that merely contains the conclusion would pass the stance
+    check and be filed as ``Item.conclusion``."""
+    count = len(sentences(copied, 0, len(copied)))
+    if count <= 1:
+        return None
+    return f"{where}: the conclusion copied is {count} sentences; copy only the one sentence that states it"
+
+
 def summary_problem(summary: str | None, decision: str | None, where: str) -> str | None:
     """A summary whose stance (the rules backend's polarity rule) contradicts the decision."""
     if not summary or decision not in ("upheld", "overturned"):
@@ -378,8 +388,10 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         if item.decision_word.strip() and word_near_item(item.decision_word, item.item, folded) is None:
             problems.append(f"{where}: decision_word {collapse(item.decision_word)!r} is not stated for this item")
         problems += _quote_problems([item.conclusion], verifier, where, "conclusion")
-        if (said := conclusion_problem(item.conclusion, item.decision, where, "the conclusion")) is not None:
-            problems.append(said)
+        said = one_sentence_problem(item.conclusion, where) or conclusion_problem(
+            item.conclusion, item.decision, where, "the conclusion"
+        )
+        problems += [said] if said else []
         want = expected[paired[index]][1] if index in paired else None
         if want and item.decision != want:
             problems.append(f"{where}: the letter's heading says {want!r}, not {item.decision!r}")
