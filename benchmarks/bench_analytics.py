@@ -49,14 +49,14 @@ def _cli(args: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    from llm_extract import layout, load, rules
+    from llm_extract import layouts, load, rules
     from llm_extract.classify import enrich
     from llm_extract.tables import read_results, write_csv, write_parquet
 
     letters = [load(p) for p in LETTERS]
-    built = [rules.build(letter, layout.parse(letter.text)) for letter in letters]
+    built = [rules.build(letter, layouts.parse(letter.text)) for letter in letters]
     enrich(built[0], letters[0])  # the lexicons and the drug dictionary index, once
-    parse = _best(lambda: [rules.build(x, layout.parse(x.text)) for x in letters], 3)
+    parse = _best(lambda: [rules.build(x, layouts.parse(x.text)) for x in letters], 3)
     stage = _best(lambda: [enrich(b, x) for b, x in zip(built, letters)], 3)
     print(f"{len(letters)} letters: parse+build {parse:.3f} s, enrichment {stage:.3f} s "
           f"(enrichment / parse+build = {stage / parse:.2f})")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar, Protocol
 
-from . import layout, rules
+from . import layouts, rules
 from .backends import BACKENDS as BACKENDS  # re-exported: the registry's one home is backends.py
 from .backends import get_backend
 from .classify import enrich
@@ -32,7 +32,7 @@ from .errors import (
     InternalExtractionError,
 )
 from .ingest import Letter, LetterInput, load
-from .layout import Parsed
+from .layouts import Parsed
 from .options import BackendOptions, RulesOptions
 from .schema import Determination, Flag, FlagCode
 from .verify import verify
@@ -121,7 +121,7 @@ def extract(
         if hit is not None:
             return hit
     try:
-        parsed = layout.parse(loaded.text)
+        parsed = layouts.parse(loaded.text)
         result = chosen.run(loaded, parsed, opts)
         if chosen.crosschecked:
             result = crosschecked(result, loaded, parsed)

@@ -15,8 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from .citations import parse_section
 from .ingest import Letter
-from .layout import SENTENCE_END, ItemBlock, Parsed
-from .normalize import collapse, sentences
+from .layouts import ItemBlock, Parsed
+from .layouts.base import SENTENCE_END, TRAILER
+from .negation import NEGATED_NECESSITY, NEGATOR
+from .normalize import blank, collapse, sentences
 from .schema import (
     Case,
     Determination,
@@ -27,7 +29,6 @@ from .schema import (
     Patient,
     Quote,
     Reviewer,
-    Severity,
     SourceInfo,
     Span,
 )
@@ -47,10 +48,12 @@ WEAK_CONCLUSION = re.compile(
     r"\b(?:is|are|was|were|be)\s+(?:not\s+)?(?:\w+\s+)?(?:supported|recommended|indicated|warranted|established|certified)\b",
     _F,
 )
+#: A conclusion that the request is not necessary: a negation (the one vocabulary,
+#: :mod:`llm_extract.negation`) within a few words of a necessity word, or a negated one.
 NEGATIVE = re.compile(
-    r"\b(?:not|non|cannot|no|nor|neither|un)\b[\s\-]*(?:\w+[\s\-]+){0,5}?"
+    rf"\b{NEGATOR}\b[\s\-]*(?:\w+[\s\-]+){{0,5}}?"
     r"(?:medically[\s\-]+)?(?:necessary|necessity|appropriate|supported|recommended|indicated|warranted|established"
-    r"|certified|reasonable)\b|\bunnecessary\b",
+    rf"|certified|reasonable)\b|\b{NEGATED_NECESSITY}\b",
     _F,
 )
 #: Boilerplate that mentions necessity without concluding (opioid-tapering advice).
@@ -70,8 +73,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def build(letter: Letter, parsed: Parsed) -> Determination:
-    """A Determination from the layout parse of ``letter`` (not yet verified)."""
+    """A Determination from the layout parse of ``letter`` (not yet verified).
+
+    Names, parts, sentences and conclusions are read from the letter with its page furniture
+    blanked (same offsets), so a running header between two lines of a heading or a sentence is
+    never part of a value; quotes and evidence are the letter's own text at those offsets.
+    """
     text = letter.text
+    clean = blank(text, parsed.furniture)
     flags: list[Flag] = [
         Flag(
             code=n.code,
@@ -92,12 +101,12 @@ def build(letter: Letter, parsed: Parsed) -> Determination:
         if found is not None:
             spans[f"patient.{field}"] = found.span
     for index, block in enumerate(parsed.items):
-        item, item_flags, item_spans = _item(letter, block, index)
+        item, item_flags, item_spans = _item(letter, clean, block, index)
         items.append(item)
         flags += item_flags
         spans.update((f"items.{index}.{field}", span) for field, span in item_spans.items())
     if parsed.items:
-        flags += _truncation(text, parsed)
+        flags += _truncation(clean, parsed)
     header = {name: f.value for name, f in letter_fields.header.items()}
     people = {name: found.value for name in ("age", "sex") if (found := getattr(letter_fields, name)) is not None}
     lists = {"licensure": letter_fields.licensure, "specialties": letter_fields.specialties}
@@ -164,20 +173,31 @@ def _checked(model: type[M], values: dict[str, Any], text: str, spans: dict[str,
 
 
 def _truncation(text: str, parsed: Parsed) -> list[Flag]:
-    """A letter that stops mid-item: the last rationale is missing, unfinished or inconclusive."""
+    """A letter that ends inside its last item is flagged ``truncated`` (error).
+
+    It ends inside the item when the last item has no rationale, when its rationale reaches no
+    conclusion, or when the rationale stops mid-sentence after something other than its conclusion.
+    A rationale whose last sentence is its conclusion is complete even without a full stop, and a
+    letter whose signature block follows the rationale did not stop there. ``text`` is the letter
+    with its page furniture blanked, so a page footer at the end is not an unfinished sentence.
+    """
     last, index = parsed.items[-1], len(parsed.items) - 1
     at = last.rationale[1] if last.rationale else last.heading[1]
 
-    def truncated(severity: Severity, message: str) -> list[Flag]:
-        return [Flag(code=FlagCode.TRUNCATED, severity=severity, item=index, start=at, end=at, message=message)]
+    def truncated(message: str) -> list[Flag]:
+        return [Flag(code=FlagCode.TRUNCATED, severity="error", item=index, start=at, end=at, message=message)]
 
     if last.rationale is None:
-        return truncated("error", "the letter stops before the last item's rationale")
-    if SENTENCE_END.search(text, last.rationale[0], last.rationale[1]):
+        return truncated("the letter stops before the last item's rationale")
+    if TRAILER.search(text, last.rationale[1]):
         return []
-    if conclusion(text, last.rationale) is None:
-        return truncated("error", "the letter stops mid-sentence, before the last rationale reaches a conclusion")
-    return truncated("warning", "the last rationale does not end with a full stop; the letter may be cut short")
+    spans = sentences(text, *last.rationale)
+    concl = conclusion(text, last.rationale, spans)
+    if concl is None:
+        return truncated("the letter ends inside the last item: its rationale reaches no conclusion")
+    if concl == spans[-1] or SENTENCE_END.search(text, last.rationale[0], last.rationale[1]):
+        return []
+    return truncated("the letter stops mid-sentence, after the last rationale's conclusion")
 
 
 def conclusion(
@@ -203,10 +223,12 @@ def polarity(sentence: str) -> str:
     return "upheld" if NEGATIVE.search(plain) else "overturned"
 
 
-def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag], dict[str, tuple[int, int]]]:
+def _item(
+    letter: Letter, clean: str, block: ItemBlock, index: int
+) -> tuple[Item, list[Flag], dict[str, tuple[int, int]]]:
     """The item, its flags, and the span each of its stated values was read from. Quotes and
     citations carry offsets, page and tier, so the verifier confirms them without copying."""
-    text = letter.text
+    text = clean  # the letter with its page furniture blanked (same offsets)
     flags: list[Flag] = []
     decision = block.decision
     spans: dict[str, tuple[int, int]] = {"item": block.heading}
@@ -281,8 +303,12 @@ def _item(letter: Letter, block: ItemBlock, index: int) -> tuple[Item, list[Flag
         summary = _summary(text, sentence_spans, concl)
     citations = {}
     for field, span in (("claims_administrator_guideline", block.ca), ("maximus_guideline", block.mx)):
-        parsed = parse_section(text, span, letter.pages)
-        citations[field] = parsed.citations
+        parsed = parse_section(text, span, letter.pages)  # read past page furniture; quoted verbatim
+        citations[field] = [
+            c if c.start is None or letter.text[c.start : c.end] == c.text
+            else c.model_copy(update={"text": letter.text[c.start : c.end]})
+            for c in parsed.citations
+        ]
         for s, e in parsed.unparsed:
             flags.append(
                 Flag(

@@ -76,6 +76,9 @@ class FlagCode(str, Enum):
     VALUE_OUT_OF_RANGE = "value_out_of_range"
     INVALID_CHARACTERS = "invalid_characters"
     SUMMARY_CONTRADICTS_DECISION = "summary_contradicts_decision"
+    ITEM_NAME_MISSING = "item_name_missing"
+    DUPLICATE_ITEM = "duplicate_item"
+    DUPLICATE_PAGE = "duplicate_page"
 
 
 class Stated:
@@ -275,7 +278,7 @@ class SourceInfo(_Strict):
     kind: Literal["pdf", "text"] = "text"
     page_count: int = Field(ge=1)
     characters: int = Field(ge=0)
-    layout: str = Field(description="Detected layout: imr-issues, maximus-2015, mpr-2013 or unknown.")
+    layout: str = Field(description="Detected layout family: imr-issues, maximus-2015, mpr-2013 or unknown.")
     backend: str
     model: str | None = None
     endpoint: str | None = Field(default=None, description="Base URL of the LLM endpoint (never the key).")

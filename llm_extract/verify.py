@@ -7,6 +7,9 @@ Tiers, tried in order and recorded on each :class:`~llm_extract.schema.Grounding
                     page furniture are folded away; offsets map back to the original text.
 3. ``fuzzy``      - rapidfuzz's best partial alignment scores at least ``FUZZY_THRESHOLD``;
                     searched only in windows around anchor substrings, so cost stays linear.
+                    An alignment that adds or drops a negation or changes a number is not a
+                    match, whatever its score: "is medically necessary" is not "is not
+                    medically necessary" (:mod:`llm_extract.negation`).
 4. ``none``       - not found: an error flag, never silently dropped.
 
 Everything is linear in the letter's length: one fold of the letter per verifier, ``str.find``
@@ -25,7 +28,9 @@ from rapidfuzz import fuzz
 
 from .checks import CHECK_CODES, check
 from .ingest import Letter
-from .normalize import Folded, fold, fold_needle
+from .layouts import page_furniture
+from .negation import meaning_changes
+from .normalize import Folded, blank, fold, fold_needle
 from .schema import Citation, Determination, Flag, FlagCode, Grounding, MatchTier, Quote, stated_values
 
 #: Lowest rapidfuzz partial-ratio (0-100) that still counts as the same sentence; below it a
@@ -68,8 +73,13 @@ class Verifier:
         self.text = text
 
     @cached_property
+    def furniture(self) -> list[tuple[int, int]]:
+        """The letter's page furniture, as the layout parser reads past it (one rule for both)."""
+        return page_furniture(self.text)
+
+    @cached_property
     def folded(self) -> Folded:
-        return fold(self.text, drop_furniture=True)
+        return fold(self.text, furniture=self.furniture)
 
     def locate(self, needle: str, hint: tuple[int, int] | None = None) -> Match:
         """Find ``needle`` in the letter; ``hint`` is where the extractor says it is."""
@@ -93,9 +103,12 @@ class Verifier:
             return Match("normalized", 100.0, start, end)
         if len(target) > MAX_FUZZY_CHARS:
             return Match("none", 0.0)
-        return self._fuzzy(target)
+        return self._fuzzy(target, needle)
 
-    def _fuzzy(self, target: str) -> Match:
+    def _fuzzy(self, target: str, needle: str) -> Match:
+        """The best fuzzy alignment that keeps the needle's meaning: an alignment whose passage adds
+        or drops a negation or changes a number (:func:`~llm_extract.negation.meaning_changes`) is
+        not a match, however high it scores."""
         haystack = self.folded.text
         width = len(target)
         windows: list[tuple[int, int]] = []
@@ -114,8 +127,19 @@ class Verifier:
                 s, e = lo + result.dest_start, lo + result.dest_end
                 if e > s:
                     start, end = self.folded.span(s, e)
-                    best = Match("fuzzy", round(result.score, 2), start, end)
+                    if meaning_changes(needle, self._passage(start, end)) is None:
+                        best = Match("fuzzy", round(result.score, 2), start, end)
         return best
+
+    def _passage(self, start: int, end: int) -> str:
+        """The letter's words at ``[start, end)``, widened to whole words, page furniture blanked."""
+        text = self.text
+        while start > 0 and text[start - 1].isalnum():
+            start -= 1
+        while end < len(text) and text[end].isalnum():
+            end += 1
+        inside = [(max(s, start) - start, min(e, end) - start) for s, e in self.furniture if s < end and e > start]
+        return blank(text[start:end], inside)
 
 
 def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from .. import fields, rules
 from ..compare import item_pairs
 from ..ingest import Letter
-from ..layout import Parsed
+from ..layouts import Parsed
 from ..normalize import collapse, sentences
 from ..options import LLMOptions, ModelOptions, Strategy
 from ..schema import (
