@@ -47,11 +47,13 @@ GLYPHS = str.maketrans(
 _KEPT = re.compile(r"[^\s\-\u00a0\u2007\u202f\ufffe\u00ad\u2010-\u2014]+")
 
 #: Page furniture by its known shapes: a line that sits next to a page break inside a paragraph.
-#: One line ("- 3 -", "Page 2 of 5", "CM16-0230651"). Linear by construction: the page-number
-#: part never crosses a line end (a ``\s*`` there let every line of a long blank run rescan the
-#: run), and every alternative starts with a non-blank, so no two blank runs compete.
+#: One line ("- 3 -", "Page 2 of 5", "CM16-0230651", "CM14-0198765 - Independent Medical Review -
+#: Final Determination Letter"). Linear by construction: the page-number part never crosses a line
+#: end (a ``\s*`` there let every line of a long blank run rescan the run), the case number's title
+#: is bounded, and every alternative starts with a non-blank, so no two blank runs compete.
 FURNITURE_LINE = re.compile(
-    r"^[ \t\f]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}|(?:-[ \t]*)?\d{1,3}(?:[ \t]*-)?)[ \t]*\r?$",
+    r"^[ \t\f]*(?:Page\s+\d+\s+(?:of|/)\s+\d+|CM\d{2}-\d{7}(?:[ \t]+-[ \t]+[^\r\n\f]{1,100}?)?"
+    r"|(?:-[ \t]*)?\d{1,3}(?:[ \t]*-)?)[ \t]*\r?$",
     re.MULTILINE | re.IGNORECASE,
 )
 #: A furniture line that is furniture anywhere, not only next to a page break.
@@ -108,21 +110,30 @@ def _known_furniture(text: str) -> list[Span2]:
     breaks = [m.start() for m in _FORM_FEED.finditer(text)]
     first = len(text) - len(text.lstrip())
     last = len(text.rstrip())
-    spans = []
+    found: list[Span2] = []
+    known: list[bool] = []
     for m in FURNITURE_LINE.finditer(text):
         lo, hi = max(0, m.start() - FURNITURE_REACH), m.end() + FURNITURE_REACH
         at = bisect.bisect_left(breaks, lo)
         near_break = at < len(breaks) and breaks[at] < hi
         at_edge = m.end() >= last or m.start() <= first
-        if near_break or at_edge or PAGE_N_OF.search(text, m.start(), m.end()):
-            start, end = m.span()
-            while start < end and text[start] in " \t\f":
-                start += 1
-            while end > start and text[end - 1] in " \t\r":
-                end -= 1
-            if end > start:
-                spans.append((start, end))
-    return spans
+        start, end = m.span()
+        while start < end and text[start] in " \t\f":
+            start += 1
+        while end > start and text[end - 1] in " \t\r":
+            end -= 1
+        if end > start:
+            found.append((start, end))
+            known.append(bool(near_break or at_edge or PAGE_N_OF.search(text, m.start(), m.end())))
+    # A furniture-shaped line right next to furniture (only blank space between) is part of the
+    # same block: "CM14-... - Final Determination Letter" over a last page's "Page 3 of 3".
+    for order in (range(1, len(found)), range(len(found) - 2, -1, -1)):
+        for index in order:
+            other = index - 1 if order.step == 1 else index + 1
+            if not known[index] and known[other]:
+                lo, hi = sorted((found[index], found[other]))
+                known[index] = not text[lo[1] : hi[0]].strip()
+    return [span for span, keep in zip(found, known) if keep]
 
 
 @dataclass
