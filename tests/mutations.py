@@ -210,7 +210,7 @@ def letter_texts(names: list[str] | None = None) -> list[tuple[str, str]]:
     return [(str(p.relative_to(LETTERS)), load(p).text) for p in chosen]
 
 
-def _letter_outcomes(job: tuple[str, str]) -> list[tuple[str, Outcome]]:
+def letter_outcomes(job: tuple[str, str]) -> list[tuple[str, Outcome]]:
     name, text = job
     original = extract(text)
     if not original.ok:
@@ -225,7 +225,7 @@ def main() -> None:
     counts: Counter = Counter()
     bad = []
     with ProcessPoolExecutor() as pool:
-        for outcomes in pool.map(_letter_outcomes, letter_texts(), chunksize=4):
+        for outcomes in pool.map(letter_outcomes, letter_texts(), chunksize=4):
             for name, outcome in outcomes:
                 mutation = outcome.mutation
                 counts[(mutation.kind, outcome.verdict)] += 1
