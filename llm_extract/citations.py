@@ -69,12 +69,28 @@ _ODG_CHAPTER = re.compile(r"(?:" + "|".join(ODG_CHAPTERS) + r")(?![A-Za-z])", _F
 DECISION_BASED_ON = re.compile(r"Decision\s+based\s+on\s+", _F)
 NON_MTUS = re.compile(r"Non[\s\-\ufffe]*MTUS\s+(?:Citation\s*:?\s*)?", _F)
 MTUS_PREFIX = re.compile(r"(?:the\s+)?MTUS\s+", _F)
-ODG_NAME = re.compile(r"Official\s+Disability\s+Guidelines?(?:\s*\(ODG\))?|\bODG\b|odg[\-\ufffe\s]*twc", _F)
+#: The ODG by any of its names: its title, its abbreviation, its web edition, its publisher.
+ODG_NAME = re.compile(
+    r"Official\s+Disability\s+Guidelines?(?:\s*\(ODG\))?|\bODG\b|odg[\-\ufffe\s]*twc"
+    r"|Work\s+Loss\s+Data\s+Institute(?:,?\s+LLC)?",
+    _F,
+)
+#: ACOEM by any of its names: the abbreviation, the college's name, the guideline's own title
+#: ("Occupational Medicine Practice Guidelines, 2nd Edition" names ACOEM without the abbreviation).
 ACOEM_NAME = re.compile(
-    r"\bACOEM\b(?:\s+Occupational\s+Medicine\s+Practice\s+Guidelines,?(?:\s+\d\w*\s+ed\.?,?)?)?"
+    r"(?:\bACOEM\b(?:\s+Occupational\s+Medicine\s+Practice\s+Guidelines,?(?:\s+\d\w*\s+ed(?:ition|\.)?,?)?)?"
+    r"|American\s+College\s+of\s+Occupational\s+(?:and|&)\s+Environmental\s+Medicine(?:\s*\(ACOEM\))?"
+    r"|Occupational\s+Medicine\s+Practice\s+Guidelines,?(?:\s+\d\w*\s+ed(?:ition|\.)?,?)?)"
     r"(?:\s+Guidelines?)?",
     _F,
 )
+#: Prose that says a guideline was relied on: what follows names it ("The Expert Reviewer also
+#: relied on the <name>, <topic>, which is not part of the MTUS").
+RELIED_ON = re.compile(
+    r"\b(?:based\s+(?:its|his|her|his/her|their)\s+decision\s+on|relied\s+(?:up)?on)\s+(?:the\s+)?", _F
+)
+#: Prose that places a guideline inside or outside the MTUS.
+PART_OF_MTUS = re.compile(r"\b(?:is|are)\s+(?P<not>not\s+)?(?:a\s+)?part\s+of\s+the\s+MTUS\b", _F)
 YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 #: (``\s*(?::\s*)?`` rather than ``\s*:?\s*``: the same strings, but a whitespace run without a
 #: colon is tried once, not split every possible way between two quantifiers.)
@@ -113,6 +129,8 @@ TOPIC_NOISE = re.compile(
     r"|\bWeb\s+Version\b,?",
     _F,
 )
+#: What a removed year leaves of "(2004)".
+EMPTY_PARENS = re.compile(r"\(\s*\)")
 PAGE_LIST_SPLIT = re.compile(r"(?<!\s)\s*(?:,|\band\b)\s*", _F)
 TRAILING_JUNK = ".,;: \t\r\n\f\u00a0"
 
@@ -145,12 +163,23 @@ def parse_section(text: str, span: Span | None, page_starts: Sequence[int] = ())
             citations += _non_mtus(text, non.end(), stop, page_starts)
             continue
         mtus = MTUS_PREFIX.match(text, body, stop)
+        if mtus is None and not _starts_with_mtus_title(text, body, stop):
+            # "Decision based on <ACOEM / ODG / another guideline>" without "Non-MTUS Citation":
+            # it names no MTUS guideline, so it is read like a Non-MTUS citation, never as MTUS.
+            citations += _non_mtus(text, body, stop, page_starts)
+            continue
         found = _mtus(text, body, mtus.end() if mtus else body, stop, page_starts)
         if found:
             citations += found
         else:
             unparsed.append(_trim(text, body, stop))
     return SectionParse(citations, unparsed)
+
+
+def _starts_with_mtus_title(text: str, start: int, stop: int) -> bool:
+    """Does ``text[start:stop]`` open with an MTUS guideline's title (after an optional "the")?"""
+    title = _MTUS_ANY.search(text, start, stop)
+    return title is not None and collapse(text[start : title.start()]).lower() in ("", "the")
 
 
 def _trim(text: str, start: int, end: int) -> Span:
@@ -302,10 +331,10 @@ def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
         m = name.search(rest)
         if m:
             rest = rest[m.end() :]
-    rest = TOPIC_NOISE.sub(" ", rest)
+    rest = EMPTY_PARENS.sub(" ", TOPIC_NOISE.sub(" ", rest))
     rest = PAGES.sub(" ", rest)
     rest = collapse(rest).lstrip(" ,:;-\u2013/").strip(TRAILING_JUNK)
-    if source == "other":
+    if source in ("other", "ACOEM"):  # ACOEM's chapters are titles ("Low Back Complaints"), not ODG's
         parts = re.split(r",\s+|\s+-\s+|\s+\u2013\s+", rest, maxsplit=1)
         return (parts[0] or None), (_clean_topic(parts[1]) if len(parts) > 1 else None)
     chapter = _ODG_CHAPTER.match(rest)
@@ -334,7 +363,11 @@ def _prose(text: str, start: int, end: int, page_starts: Sequence[int]) -> Secti
         sentence = text[s:e]
         mtus = _MTUS_ANY.search(sentence)
         odg, acoem = ODG_NAME.search(sentence), ACOEM_NAME.search(sentence)
-        if mtus and not (odg and odg.start() < mtus.start()):
+        # A guideline named before an MTUS title is the source, not the title's MTUS: always for the
+        # ODG; for ACOEM (whose chapters the MTUS adopted) when the letter says it is not the MTUS.
+        part = PART_OF_MTUS.search(sentence)
+        named = odg or (acoem if part is not None and part.group("not") else None)
+        if mtus and not (named and named.start() < mtus.start()):
             tail = WHICH_IS.split(sentence[mtus.end() :], maxsplit=1)[0]
             page = PAGES.search(tail)
             topic = tail[: page.start()] if page else tail
@@ -369,6 +402,31 @@ def _prose(text: str, start: int, end: int, page_starts: Sequence[int]) -> Secti
                     pages=_pages(tail),
                 )
             )
+        elif (relied := RELIED_ON.search(sentence)) or PART_OF_MTUS.search(sentence):
+            citations.append(_prose_other(text, s, sentence, relied.end() if relied else 0, page_starts))
         elif collapse(sentence) and not NOT_A_CITATION.search(sentence):
             unparsed.append(_trim(text, s, e))
     return SectionParse(citations, unparsed)
+
+
+def _prose_other(text: str, s: int, sentence: str, name_at: int, page_starts: Sequence[int]) -> Citation:
+    """A prose sentence that cites a guideline none of the known names match: ``other``, or MTUS when
+    the sentence itself says the guideline is part of the MTUS. Its title is the name up to the first
+    comma, its topic what follows, up to "which is (not) part of the MTUS"."""
+    part = PART_OF_MTUS.search(sentence, name_at)
+    source = "MTUS" if part is not None and not part.group("not") else "other"
+    tail = WHICH_IS.split(sentence[name_at:], maxsplit=1)[0]
+    if part is not None and part.start() < name_at + len(tail):
+        tail = tail[: part.start() - name_at]
+    tail = re.sub(r"(?:,\s*)?\s*was\s+relied\s+upon\b.*\Z", "", tail, flags=_F | re.DOTALL)
+    title, topic = _title_topic(tail, "other")
+    return _make(
+        text,
+        (s + name_at, s + name_at + len(tail)),
+        page_starts,
+        source=source,
+        title=title,
+        topic=topic,
+        year=_year(tail),
+        pages=_pages(tail),
+    )
