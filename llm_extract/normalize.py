@@ -81,6 +81,7 @@ _DIGITS = re.compile(r"\d+")
 #: such lines interrupts a paragraph, as only page furniture does (text without form feeds).
 _RUNS_ON = re.compile(r"[a-z,;]\Z")
 _CONTINUES = re.compile(r"[a-z]")
+_ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\Z")
 
 Span2 = tuple[int, int]
 
@@ -214,7 +215,7 @@ def running_lines(text: str, protect: re.Pattern[str] | None = None) -> list[Spa
         edge.update(members[:RUNNING_EDGE_LINES])
         edge.update(members[-RUNNING_EDGE_LINES:])
     on_pages: dict[str, set[int]] = {}
-    elsewhere: set[str] = set()
+    elsewhere: set[str] = set(_completions(text, lines))
     for index, line in enumerate(lines):
         if line.key is None:
             continue
@@ -229,6 +230,31 @@ def running_lines(text: str, protect: re.Pattern[str] | None = None) -> list[Spa
     chosen = [index in edge and lines[index].key in candidates for index in range(len(lines))]
     running = _varied(lines, chosen)
     return [(line.start, line.end) for index, line in enumerate(lines) if chosen[index] and line.key in running]
+
+
+def _completions(text: str, lines: list[_Line]) -> list[str]:
+    """Keys of lines that finish the sentence the line before them broke off.
+
+    In text with capitals a continuation starts in lower case and so has no key (:func:`_lines`);
+    in text without any (a letter a tool lower-cased) "necessary." finishing two conclusions at
+    page edges repeats like a footer. It is content wherever the line before it (past any
+    page-number line) runs on and it ends the sentence itself.
+    """
+    if _UPPER.search(text) is not None:
+        return []
+    found = []
+    last: _Line | None = None
+    for line in lines:
+        if (
+            last is not None
+            and line.key is not None
+            and _RUNS_ON.search(text, last.start, last.end)
+            and _ENDS_SENTENCE.search(text, line.start, line.end)
+        ):
+            found.append(line.key)
+        if not PAGE_NUMBER_LINE.fullmatch(text, line.start, line.end):
+            last = line
+    return found
 
 
 def _varied(lines: list[_Line], chosen: list[bool]) -> set[str]:

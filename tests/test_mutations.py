@@ -13,6 +13,8 @@ import pytest
 LETTERS = [
     "imr-2016-2017/CM16-0248698.pdf",
     "imr-2016-2017/CM16-0230651.pdf",
+    "imr-2016-2017/CM16-0234464.pdf",  # lower-cased, "necessary." finishes two pages: content, not a footer
+    "imr-2016-2017/CM17-0012640.pdf",
     "variants/pdftotext/CM16-0230651.txt",
     "seeds/000_c56c88992780afee.txt",
     "fixtures/maximus-2015-multi.txt",
