@@ -46,9 +46,9 @@ GOAL_RATIO = 12.0
 #: Patterns the code only ever applies anchored (``.match`` at one position): searching them from
 #: every position is quadratic by design and says nothing about the parser, so only ``match`` is timed.
 MATCH_ONLY = {
-    "layout.AUTHORIZED_BY",
-    "layout.CA_AUTHORIZED",
-    "layout.REMAINING",
+    "layouts.grammar.AUTHORIZED_BY",
+    "layouts.grammar.CA_AUTHORIZED",
+    "layouts.grammar.REMAINING",
     "citations.NON_MTUS",
     "citations.MTUS_PREFIX",
     "citations._ODG_CHAPTER",
@@ -229,7 +229,11 @@ def _examples(pattern: re.Pattern[str], wanted: int = 3) -> list[str]:
 
 
 #: Every module whose regexes run on a letter's text during extract().
-EXTRACTION_MODULES = ("normalize", "layout", "citations", "rules", "ingest", "fields", "checks", "classify", "drugs", "diagnoses")
+EXTRACTION_MODULES = (
+    "normalize", "negation", "layouts", "layouts.base", "layouts.grammar", "layouts.imr_issues",
+    "layouts.maximus_2015", "layouts.mpr_2013", "citations", "rules", "ingest", "fields", "checks",
+    "classify", "drugs", "diagnoses",
+)
 
 
 def regexes(small: int, large: int, limit: float) -> None:

@@ -3,7 +3,7 @@
     ingest -> (cache lookup) -> parse -> backend -> cross-check -> enrich -> verify -> cache
 
 - **ingest** (:mod:`~llm_extract.ingest`): text, a path or bytes become a :class:`Letter`;
-- **parse** (:mod:`~llm_extract.layout`): the layout parser segments it (every backend gets the parse);
+- **parse** (:mod:`~llm_extract.layouts`): the layout parser segments it (every backend gets the parse);
 - **backend**: the rules (:mod:`~llm_extract.rules`) or a language model (:mod:`~llm_extract.llm`),
   registered here lazily by name (``"module:Class"``), each with its options model
   (:mod:`~llm_extract.options`), validated before any letter is read;
