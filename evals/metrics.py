@@ -342,7 +342,7 @@ def _citation_offset(
     """Where a reviewer should look for a citation mismatch.
 
     The predicted citation carrying a value gold lacks, else the gold title/page found in the
-    letter after the item heading, else the guideline label, else the heading.
+    letter after the item heading, else the section's label (as the layout found it), else the heading.
     """
     predicted = getattr(pred_item, field_name)
     gold_values = citation_values(gold_cits, part)
@@ -362,12 +362,9 @@ def _citation_offset(
                 pos = locate(text, value, after)
                 if pos is not None:
                     return pos
-    label = (
-        r"Claims\s+Administrator\s+guideline" if field_name.startswith("claims") else r"MAXIMUS\s+guideline"
-    )
-    m = re.compile(label, re.IGNORECASE).search(text, after)
-    if m:
-        return m.start()
+    label = pred_item.sections.get(field_name)  # where the layout found it, in any layout family
+    if label is not None:
+        return label.start
     return pred_item.heading.start if pred_item.heading else None
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .citations import parse_section
 from .ingest import Letter
 from .layouts import ItemBlock, Parsed
-from .layouts.base import SENTENCE_END, TRAILER
+from .layouts.base import SECTION_FIELDS, SENTENCE_END, TRAILER
 from .negation import NEGATED_NECESSITY, NEGATOR
 from .normalize import blank, collapse, sentences
 from .schema import (
@@ -337,6 +337,7 @@ def _item(
         heading=Span(start=block.heading[0], end=block.heading[1]),
         rationale_summary=summary,
         rationale=rationale,
+        sections={SECTION_FIELDS[kind]: Span(start=a, end=b) for kind, (a, b) in block.labels.items()},
         conclusion=concluding,
         quotes=quotes,
         **citations,

@@ -27,6 +27,8 @@ DATE_MAX_YEAR = 2100
 
 Decision = Literal["upheld", "overturned", "partial"]
 GuidelineSource = Literal["MTUS", "ODG", "ACOEM", "other"]
+#: The item fields a letter's sections fill, one label each (``Item.sections``).
+SectionField = Literal["claims_administrator_guideline", "maximus_guideline", "rationale"]
 MatchTier = Literal["exact", "normalized", "fuzzy", "none"]
 Severity = Literal["error", "warning", "info"]
 Sex = Literal["male", "female"]
@@ -193,6 +195,12 @@ class Item(_Strict):
         default=None, description="Why the reviewer decided as they did, in one short sentence."
     )
     rationale: Span | None = None
+    sections: dict[SectionField, Span] = Field(
+        default_factory=dict,
+        description="Where the layout found each of this item's section labels, keyed by the field the section "
+        "fills (claims_administrator_guideline, maximus_guideline, rationale): kept so the evaluation report and "
+        "readers point at them without re-finding labels.",
+    )
     conclusion: Quote | None = Field(
         default=None,
         description="The rationale's sentence that states the conclusion (whether the request is medically "

@@ -207,3 +207,20 @@ def test_an_all_lower_case_letter_reads_right_with_its_quotes(path) -> None:
     for a, b in zip(after.items, before.items):
         assert len(a.quotes) == len(b.quotes) and (a.conclusion is None) == (b.conclusion is None)
         assert all(q.match == "exact" for q in a.quotes)
+
+
+@pytest.mark.parametrize(
+    "path", [pdf("CM16-0230651"), FIXTURES / "maximus-2015-multi.txt", FIXTURES / "mpr-2013-upheld.txt"]
+)
+def test_results_keep_each_sections_label(path) -> None:
+    """``Item.sections``: where each section's label is, in every family, so the evaluation report
+    points a reviewer at it without re-finding labels."""
+    text = load(path).text
+    result = extract(path)
+    family = {f.NAME: f for f in FAMILIES}[result.source.layout]
+    kinds = {v: k for k, v in layouts.base.SECTION_FIELDS.items()}
+    for item in result.items:
+        assert "rationale" in item.sections
+        for field, span in item.sections.items():
+            assert family.LABELS[kinds[field]].fullmatch(text, span.start, span.end), (field, text[span.start : span.end])
+        assert item.rationale is not None and item.rationale.start >= item.sections["rationale"].end

@@ -387,7 +387,7 @@ def test_model_facing_schema_is_generated_from_the_output_models() -> None:
 
     schema = LetterDraft.model_json_schema()
     draft_fields = list(ItemDraft.model_fields)
-    asked = set(Item.model_fields) - {"heading", "rationale"} - ENRICHED_FIELDS - ANSWER_FIELDS
+    asked = set(Item.model_fields) - {"heading", "rationale", "sections"} - ENRICHED_FIELDS - ANSWER_FIELDS
     assert set(draft_fields) == asked | {"decision_word", "conclusion"}
     assert ItemDraft.model_fields["conclusion"].annotation is str  # copied text; the backend makes it a Quote
     assert draft_fields.index("decision_word") < draft_fields.index("conclusion") < draft_fields.index("decision")
@@ -459,7 +459,9 @@ def test_environment_configures_the_endpoint(tmp_path: Path, monkeypatch: pytest
 
 
 def test_unknown_layout_stands_alone(tmp_path: Path) -> None:
-    text = TEXT.replace("IMR ISSUES, DECISIONS AND RATIONALES", "DETERMINATIONS")
+    # a renamed section still parses by its items (the decision grammar and their labels): only a
+    # letter whose items no family recognises either is unknown
+    text = TEXT.replace("IMR ISSUES, DECISIONS AND RATIONALES", "DETERMINATIONS").replace("Decision rationale:", "Why -")
     with FakeOpenAI([GOOD]) as server:
         result = extract(text, **options(server, tmp_path, strategy="per-item"))
         assert result.source.layout == "unknown" and result.source.strategy == "whole-letter"

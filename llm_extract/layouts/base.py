@@ -42,6 +42,8 @@ TRAILER = re.compile(
 #: The section kinds an item can have, in the order letters give them.
 SECTION_KINDS = ("ca", "mx", "rationale")
 SECTION_NAMES = {"ca": "claims administrator guideline", "mx": "MAXIMUS guideline", "rationale": "decision rationale"}
+#: The :class:`~llm_extract.schema.Item` field each section kind fills (``Item.sections`` keys).
+SECTION_FIELDS = {"ca": "claims_administrator_guideline", "mx": "maximus_guideline", "rationale": "rationale"}
 
 
 @dataclass

@@ -447,6 +447,7 @@ class _Session:
                     heading=heading,
                     rationale_summary=summary,
                     rationale=known.rationale if known else None,
+                    sections=known.sections if known else {},
                     conclusion=Quote(text=d.conclusion) if concluding else None,
                     quotes=[Quote(text=q) for q in dict.fromkeys(supporting)],
                     **cited,

@@ -34,14 +34,14 @@ from pydantic_core import PydanticUndefined
 
 from .. import rules
 from ..compare import item_pairs, page_in_letter
-from ..layout import DECISION_WORD, _decision_value
+from ..layouts.grammar import DECISION_WORD, decision_value
 from ..normalize import collapse, fold_needle, sentences
 from ..schema import CITATION_FIELDS, Case, Citation, Decision, Item, Patient, Quote, Reviewer
 
 #: Fields only the verifier sets.
 VERIFIER_FIELDS = {"start", "end", "page", "match", "score"}
 #: Item fields the layout parser owns in the per-item strategies (the model never fills them).
-PARSER_FIELDS = {"item", "heading", "rationale", "original_request", "authorized"}
+PARSER_FIELDS = {"item", "heading", "rationale", "sections", "original_request", "authorized"}
 #: Filled by the enrichment stage (``classify.py``) for every backend, so the model never writes them.
 ENRICHED_FIELDS = {"category", "subcategory", "drug"}
 #: Filled by the backend from the model's evidence fields (the conclusion sentence it numbered or
@@ -66,7 +66,7 @@ _DECISION_WORD = re.compile(DECISION_WORD + r"\Z", re.IGNORECASE)
 def decision_of_word(word: str) -> str | None:
     """The decision a copied decision word states ("Upheld" -> upheld), or None if it is none."""
     plain = collapse(word).strip(" :.").strip()
-    return _decision_value(plain) if _DECISION_WORD.match(plain) else None
+    return decision_value(plain) if _DECISION_WORD.match(plain) else None
 
 
 # --------------------------------------------------------------------------- evidence fields
@@ -205,7 +205,7 @@ _BY_COPY = {"decision": {"decision_word": (str, DECISION_WORD_FIELD), "conclusio
 ItemDraft = view(
     Item,
     "ItemDraft",
-    drop={"heading", "rationale"} | ENRICHED_FIELDS | ANSWER_FIELDS,
+    drop={"heading", "rationale", "sections"} | ENRICHED_FIELDS | ANSWER_FIELDS,
     retype=_NESTED,
     bound=_BOUNDS,
     before=_BY_COPY,
