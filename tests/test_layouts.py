@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 from conftest import FIXTURES, LETTERS, SEEDS, pdf
@@ -224,3 +225,61 @@ def test_results_keep_each_sections_label(path) -> None:
         for field, span in item.sections.items():
             assert family.LABELS[kinds[field]].fullmatch(text, span.start, span.end), (field, text[span.start : span.end])
         assert item.rationale is not None and item.rationale.start >= item.sections["rationale"].end
+
+
+TOY_FAMILY = '''
+"""A layout family written the way the README says: one module, found without registration."""
+import re
+
+from llm_extract.layouts.grammar import find_decisions, segment
+
+NAME = "toy-2020"
+PRIORITY = 5
+BY_ITEMS = False
+LABELS = {"rationale": re.compile(r"Reasoning\\s*:", re.IGNORECASE)}
+TITLE = re.compile(r"TOY\\s+DECISIONS", re.IGNORECASE)
+
+
+def title(text):
+    return TITLE.search(text)
+
+
+def parse(text, section, parsed):
+    body = section[1]
+    segment(text, body, LABELS, parsed, find_decisions(text, body, len(text), LABELS["rationale"]))
+'''
+
+TOY_LETTER = (
+    "Independent Medical Review\nThe Claims Administrator denied two requests.\nTOY DECISIONS\n"
+    "MRI of the left knee: Upheld\nReasoning: Imaging is not medically necessary.\n"
+    "Physical therapy for the knee, 6 sessions:\nOverturned\nReasoning: The therapy is medically necessary.\n"
+)
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """A directory on the layouts package's path; the modules imported from it are forgotten after."""
+    monkeypatch.setattr(layouts, "__path__", [*layouts.__path__, str(tmp_path)])
+    yield tmp_path
+    for name in [n for n in sys.modules if n.startswith("llm_extract.layouts.") and n.rsplit(".", 1)[1] in
+                 {p.stem for p in tmp_path.glob("*.py")}]:
+        del sys.modules[name]
+
+
+def test_a_new_family_is_one_module(plugin_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    (plugin_dir / "toy_2020.py").write_text(TOY_FAMILY, encoding="utf-8")
+    found = layouts.families()
+    assert [f.NAME for f in found] == ["toy-2020", "mpr-2013", "maximus-2015", "imr-issues"]
+    monkeypatch.setattr(layouts, "FAMILIES", found)
+    result = extract(TOY_LETTER)
+    assert result.source.layout == "toy-2020"
+    assert names(result) == [("MRI of the left knee", "upheld"), ("Physical therapy for the knee, 6 sessions", "overturned")]
+    assert [i.conclusion.text for i in result.items if i.conclusion] == [
+        "Imaging is not medically necessary.", "The therapy is medically necessary."
+    ]
+
+
+def test_a_family_missing_part_of_the_contract_is_an_error(plugin_dir) -> None:
+    (plugin_dir / "half_done.py").write_text('NAME = "half-done"\nPRIORITY = 1\n', encoding="utf-8")
+    with pytest.raises(TypeError, match="half_done lacks"):
+        layouts.families()

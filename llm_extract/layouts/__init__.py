@@ -6,13 +6,16 @@ and sections (claims administrator guideline, MAXIMUS guideline, rationale). It 
 anything *means* beyond the decision word: :mod:`llm_extract.rules` turns the :class:`Parsed` into a
 Determination, and the LLM backend uses the same segmentation for per-item prompts and cross-checks.
 
-A family module holds ``NAME``, ``LABELS`` (section kind -> label regex), ``title(text)`` (the
-section title it is recognised by, or None) and ``parse(text, section, parsed)``; item headings come
-from the shared decision grammar (:mod:`.grammar`), plus the family's own heading grammar if it has
-one. A letter is read by the first family whose title it carries; without any title, by the first
-family whose items it carries (decision-grammar headings followed by that family's labels), so a
-renamed section still parses. A letter no family reads is ``unknown`` (flagged ``layout_unknown``),
-one whose family finds no item is flagged ``no_items``: never a silent empty result.
+A family is a module of this package (found by :func:`families`, nothing to register) holding
+``NAME``, ``PRIORITY`` (families are tried in increasing order), ``BY_ITEMS`` (whether a letter
+without its title may be read by its items), ``LABELS`` (section kind -> label regex),
+``title(text)`` (the section title it is recognised by, or None) and ``parse(text, section,
+parsed)``; item headings come from the shared decision grammar (:mod:`.grammar`), plus the family's
+own heading grammar if it has one. A letter is read by the first family whose title it carries;
+without any title, by the first ``BY_ITEMS`` family whose items it carries (decision-grammar
+headings followed by that family's labels), so a renamed section still parses. A letter no family
+reads is ``unknown`` (flagged ``layout_unknown``), one whose family finds no item is flagged
+``no_items``: never a silent empty result.
 
 Families, in the order they are tried: ``mpr-2013`` (:mod:`.mpr_2013`), ``maximus-2015``
 (:mod:`.maximus_2015`), ``imr-issues`` (:mod:`.imr_issues`). Adding one: see the README ("Layouts it
@@ -21,6 +24,8 @@ reads").
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from types import ModuleType
 
@@ -28,16 +33,38 @@ from ..errors import NotAnIMRLetterError
 from ..fields import read_fields
 from ..normalize import blank, collapse, furniture_spans
 from ..schema import FlagCode
-from . import imr_issues, maximus_2015, mpr_2013
 from .base import ItemBlock, Note, Parsed, Span, check_spans
 from .grammar import DECISION_WORD
 
-__all__ = ["FAMILIES", "ItemBlock", "Note", "Parsed", "Span", "detect", "page_furniture", "parse"]
+__all__ = ["FAMILIES", "ItemBlock", "Note", "Parsed", "Span", "detect", "families", "page_furniture", "parse"]
+
+#: What a module must define to be a layout family.
+FAMILY_ATTRIBUTES = ("NAME", "PRIORITY", "BY_ITEMS", "LABELS", "title", "parse")
+
+
+def families() -> tuple[ModuleType, ...]:
+    """Every layout family in this package, in the order they are tried (``PRIORITY``, then name).
+
+    A module is a family when it defines ``NAME`` (the shared helpers, :mod:`.base` and
+    :mod:`.grammar`, do not); a family missing any other of :data:`FAMILY_ATTRIBUTES` is a
+    mistake that raises at import rather than being skipped silently.
+    """
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if not hasattr(module, "NAME"):
+            continue
+        missing = [name for name in FAMILY_ATTRIBUTES if not hasattr(module, name)]
+        if missing:
+            raise TypeError(f"layout family {module.__name__} lacks {', '.join(missing)}")
+        found.append(module)
+    return tuple(sorted(found, key=lambda m: (m.PRIORITY, m.NAME)))
+
 
 #: The layout families, in the order their titles are looked for.
-FAMILIES: tuple[ModuleType, ...] = (mpr_2013, maximus_2015, imr_issues)
+FAMILIES: tuple[ModuleType, ...] = families()
 #: Families that can be recognised by their items alone (decision-grammar headings with their labels).
-BY_ITEMS: tuple[ModuleType, ...] = (maximus_2015, imr_issues)
+BY_ITEMS: tuple[ModuleType, ...] = tuple(f for f in FAMILIES if f.BY_ITEMS)
 
 _F = re.IGNORECASE
 #: Lines that are never page furniture, however often they repeat at page edges: every family's

@@ -19,6 +19,10 @@ from .base import Parsed, Span
 from .grammar import find_decisions, segment
 
 NAME = "imr-issues"
+#: Families are tried in increasing order of priority (a narrower title first).
+PRIORITY = 30
+#: Whether a letter without this family's title may be read by its items (decision-grammar headings with its labels).
+BY_ITEMS = True
 _F = re.IGNORECASE
 
 TITLE = re.compile(r"IMR\s+ISSUES(?:\s*,\s+|\s+)DECISIONS\s+AND\s+RATIONALES", _F)

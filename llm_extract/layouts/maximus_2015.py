@@ -23,6 +23,10 @@ from .base import ItemBlock, Note, Parsed, Span, line_end
 from .grammar import Heading, find_decisions, segment
 
 NAME = "maximus-2015"
+#: Families are tried in increasing order of priority (a narrower title first).
+PRIORITY = 20
+#: Whether a letter without this family's title may be read by its items (decision-grammar headings with its labels).
+BY_ITEMS = True
 _F = re.IGNORECASE
 #: Longest item name a "Regarding the request for ...:" heading or a summary line may hold: the
 #: bound keeps a label repeated thousands of times without its colon linear, not quadratic. The

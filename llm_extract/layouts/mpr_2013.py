@@ -21,6 +21,10 @@ from .base import ItemBlock, Note, Parsed, Span, sections_between, trim
 from .grammar import NAMES_SOMETHING, split_decision
 
 NAME = "mpr-2013"
+#: Families are tried in increasing order of priority (a narrower title first).
+PRIORITY = 10
+#: Never read by its items alone: one item per letter, no decision grammar of its own.
+BY_ITEMS = False
 _F = re.IGNORECASE
 #: Characters at the top of a letter searched for the MPR title.
 TITLE_CHARS = 3000
