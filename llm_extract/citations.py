@@ -89,6 +89,9 @@ ACOEM_NAME = re.compile(
 RELIED_ON = re.compile(
     r"\b(?:based\s+(?:its|his|her|his/her|their)\s+decision\s+on|relied\s+(?:up)?on)\s+(?:the\s+)?", _F
 )
+#: Where an MPR-style citation's own text ends ("<name>, <topic>, was relied upon because ..."). It
+#: starts after a comma or a non-space, so a whitespace run is never rescanned from each of its spaces.
+WAS_RELIED_UPON = re.compile(r"(?:,\s*|(?<![\s,])\s+)was\s+relied\s+upon\b.*\Z", _F | re.DOTALL)
 #: Prose that places a guideline inside or outside the MTUS.
 PART_OF_MTUS = re.compile(r"\b(?:is|are)\s+(?P<not>not\s+)?(?:a\s+)?part\s+of\s+the\s+MTUS\b", _F)
 YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
@@ -418,7 +421,7 @@ def _prose_other(text: str, s: int, sentence: str, name_at: int, page_starts: Se
     tail = WHICH_IS.split(sentence[name_at:], maxsplit=1)[0]
     if part is not None and part.start() < name_at + len(tail):
         tail = tail[: part.start() - name_at]
-    tail = re.sub(r"(?:,\s*)?\s*was\s+relied\s+upon\b.*\Z", "", tail, flags=_F | re.DOTALL)
+    tail = WAS_RELIED_UPON.sub("", tail)
     title, topic = _title_topic(tail, "other")
     return _make(
         text,

@@ -15,6 +15,7 @@ families, by the decision grammar ("X: Upheld"), whose stated decision the summa
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from ..normalize import collapse
@@ -62,14 +63,18 @@ def title(text: str) -> re.Match[str] | None:
 def parse(text: str, section: Span, parsed: Parsed) -> None:
     """Items after the ``section`` title: "Regarding the request for" and decision-grammar headings."""
     body = section[1]
-    headings = find_decisions(text, body, len(text), ANY_LABEL)
+    headings = find_decisions(text, body, len(text), ANY_LABEL)  # in text order
+    colons = [h.colon for h in headings]
+    own_only = []
     for own in _regarding(text, body):
-        inside = [h for h in headings if own.name_start is not None and own.name_start <= h.colon < own.stop]
-        if inside:  # "N) Regarding the request for X: Upheld" states its decision: the grammar reads it
-            inside[0].name_start, inside[0].block_start = own.name_start, own.block_start
+        # the first decision-grammar heading inside this one, by bisection (a scan per heading is quadratic)
+        at = bisect.bisect_left(colons, own.name_start if own.name_start is not None else own.colon)
+        if own.name_start is not None and at < len(headings) and headings[at].colon < own.stop:
+            # "N) Regarding the request for X: Upheld" states its decision: the grammar reads it
+            headings[at].name_start, headings[at].block_start = own.name_start, own.block_start
         else:
-            headings.append(own)
-    headings.sort(key=lambda h: h.colon)
+            own_only.append(own)
+    headings = sorted([*headings, *own_only], key=lambda h: h.colon)
     first = len(parsed.items)
     segment(text, body, LABELS, parsed, headings, inferred=True)
     summary = {
