@@ -317,14 +317,17 @@ def _non_mtus(text: str, start: int, stop: int, page_starts: Sequence[int]) -> l
         s = start + cut
         e = start + cuts[index + 1] if index + 1 < len(cuts) else stop
         piece = text[s:e]
-        source = _source_of(piece)
-        title, topic = _title_topic(piece, source)
-        out.append(
-            _make(
-                text, (s, e), page_starts, source=source, title=title, topic=topic, year=_year(piece), pages=_pages(piece)
-            )
-        )
+        out.append(_named(text, (s, e), page_starts, _source_of(piece), piece))
     return out
+
+
+def _named(text: str, span: Span, page_starts: Sequence[int], source: str, piece: str, read_as: str = "") -> Citation:
+    """A citation outside the MTUS grammar: title, topic, year and pages read from ``piece`` the way
+    ``read_as`` (default: ``source``) names its guideline."""
+    title, topic = _title_topic(piece, read_as or source)
+    return _make(
+        text, span, page_starts, source=source, title=title, topic=topic, year=_year(piece), pages=_pages(piece)
+    )
 
 
 def _title_topic(piece: str, source: str) -> tuple[str | None, str | None]:
@@ -391,20 +394,8 @@ def _prose(text: str, start: int, end: int, page_starts: Sequence[int]) -> Secti
         elif odg or acoem:
             first = odg if odg and (not acoem or odg.start() < acoem.start()) else acoem
             tail = WHICH_IS.split(sentence[first.start() :], maxsplit=1)[0]
-            source = _source_of(tail)
-            title, topic = _title_topic(tail, source)
-            citations.append(
-                _make(
-                    text,
-                    (s + first.start(), s + first.start() + len(tail)),
-                    page_starts,
-                    source=source,
-                    title=title,
-                    topic=topic,
-                    year=_year(tail),
-                    pages=_pages(tail),
-                )
-            )
+            span = (s + first.start(), s + first.start() + len(tail))
+            citations.append(_named(text, span, page_starts, _source_of(tail), tail))
         elif (relied := RELIED_ON.search(sentence)) or PART_OF_MTUS.search(sentence):
             citations.append(_prose_other(text, s, sentence, relied.end() if relied else 0, page_starts))
         elif collapse(sentence) and not NOT_A_CITATION.search(sentence):
@@ -422,14 +413,4 @@ def _prose_other(text: str, s: int, sentence: str, name_at: int, page_starts: Se
     if part is not None and part.start() < name_at + len(tail):
         tail = tail[: part.start() - name_at]
     tail = WAS_RELIED_UPON.sub("", tail)
-    title, topic = _title_topic(tail, "other")
-    return _make(
-        text,
-        (s + name_at, s + name_at + len(tail)),
-        page_starts,
-        source=source,
-        title=title,
-        topic=topic,
-        year=_year(tail),
-        pages=_pages(tail),
-    )
+    return _named(text, (s + name_at, s + name_at + len(tail)), page_starts, source, tail, read_as="other")
