@@ -58,8 +58,9 @@ FURNITURE_LINE = re.compile(
 )
 #: A furniture line that is furniture anywhere, not only next to a page break.
 PAGE_N_OF = re.compile(r"page\s+\d+\s+(?:of|/)", re.IGNORECASE)
-#: A page-number line: where a page ends or starts in text whose pages are not separated by form feeds.
-PAGE_NUMBER_LINE = re.compile(r"[ \t]*(?:Page[ \t]+\d{1,4}(?:[ \t]+(?:of|/)[ \t]+\d{1,4})?|-[ \t]*\d{1,4}[ \t]*-)[ \t]*\r?", re.I)
+#: A page-number line (a stripped line, matched whole): where a page ends or starts in text whose
+#: pages are not separated by form feeds. No leading blank run: searched, it would rescan one per space.
+PAGE_NUMBER_LINE = re.compile(r"Page[ \t]+\d{1,4}(?:[ \t]+(?:of|/)[ \t]+\d{1,4})?|-[ \t]*\d{1,4}[ \t]*-", re.I)
 #: How far from a form feed a line may be and still count as page furniture.
 FURNITURE_REACH = 200
 #: Running headers and footers found by repetition: a line longer than this is prose, never one.
@@ -81,7 +82,9 @@ _DIGITS = re.compile(r"\d+")
 #: such lines interrupts a paragraph, as only page furniture does (text without form feeds).
 _RUNS_ON = re.compile(r"[a-z,;]\Z")
 _CONTINUES = re.compile(r"[a-z]")
-_ENDS_SENTENCE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\Z")
+#: Text that ends with a finished sentence (a line that cannot run on into a heading below it, nor
+#: be a running header; a rationale that was not cut short: the truncation check of ``rules``).
+SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
 
 Span2 = tuple[int, int]
 
@@ -249,7 +252,7 @@ def _completions(text: str, lines: list[_Line]) -> list[str]:
             last is not None
             and line.key is not None
             and _RUNS_ON.search(text, last.start, last.end)
-            and _ENDS_SENTENCE.search(text, line.start, line.end)
+            and SENTENCE_END.search(text, line.start, line.end)
         ):
             found.append(line.key)
         if not PAGE_NUMBER_LINE.fullmatch(text, line.start, line.end):

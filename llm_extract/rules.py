@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 from .citations import parse_section
 from .ingest import Letter
 from .layouts import ItemBlock, Parsed
-from .layouts.base import SECTION_FIELDS, SENTENCE_END, TRAILER
+from .layouts.base import SECTION_FIELDS, TRAILER
 from .negation import NEGATED_NECESSITY, NEGATOR
-from .normalize import blank, collapse, sentences
+from .normalize import SENTENCE_END, blank, collapse, sentences
 from .schema import (
     Case,
     Determination,

@@ -47,7 +47,7 @@ def _data(html: str) -> dict:
 def letters():
     """Three real letters: one clean, one with a warning, one given an error flag."""
     clean = extract(pdf("CM16-0230651"))
-    warned = extract(pdf("CM17-0009887"))
+    warned = extract(pdf("CM16-0240900"))
     errored = extract(pdf("CM16-0235991"))
     errored = errored.model_copy(
         update={
@@ -56,7 +56,7 @@ def letters():
             ]
         }
     )
-    texts = [load(pdf(n)).text for n in ("CM16-0230651", "CM17-0009887", "CM16-0235991")]
+    texts = [load(pdf(n)).text for n in ("CM16-0230651", "CM16-0240900", "CM16-0235991")]
     return [clean, warned, errored], texts
 
 
@@ -457,7 +457,7 @@ def test_letters_match_by_sha256_not_by_name(letters, tmp_path):
     edited.write_bytes(pdf("CM16-0235991").read_bytes())
     renamed = tmp_path / "renamed" / "anything.pdf"  # other name, the right bytes
     renamed.parent.mkdir()
-    renamed.write_bytes(pdf("CM17-0009887").read_bytes())
+    renamed.write_bytes(pdf("CM16-0240900").read_bytes())
     results = tmp_path / "r.jsonl"
     results.write_text(dets[0].model_dump_json() + "\n" + dets[1].model_dump_json() + "\n", encoding="utf-8")
     out = tmp_path / "review.html"
@@ -466,7 +466,7 @@ def test_letters_match_by_sha256_not_by_name(letters, tmp_path):
     by_file = {d["file"]: d for d in _data(out.read_text(encoding="utf-8"))["letters"]}
     stale = by_file["CM16-0230651.pdf"]
     assert not stale["has_text"] and "sha256 differs" in stale["notice"]
-    found = by_file["CM17-0009887.pdf"]
+    found = by_file["CM16-0240900.pdf"]
     assert found["has_text"] and "".join(s[0] for s in found["segments"]) == texts[1]
 
 
@@ -478,7 +478,7 @@ def test_letter_reads_are_bounded(letters, tmp_path):
     big = folder / "CM16-0230651.pdf"
     with big.open("wb") as handle:  # sparse: costs no disk
         handle.truncate(MAX_INPUT_BYTES + 1)
-    fifo = folder / "CM17-0009887.pdf"
+    fifo = folder / "CM16-0240900.pdf"
     os.mkfifo(fifo)
     with pytest.raises(LetterFileError, match="over the"):
         read_letter_bytes(big)
@@ -491,7 +491,7 @@ def test_letter_reads_are_bounded(letters, tmp_path):
     assert res.exit_code == 0, res.output
     by_file = {d["file"]: d for d in _data(out.read_text(encoding="utf-8"))["letters"]}
     assert "over the 8,388,608-byte limit: not read" in by_file["CM16-0230651.pdf"]["notice"]
-    assert "not a regular file" in by_file["CM17-0009887.pdf"]["notice"]
+    assert "not a regular file" in by_file["CM16-0240900.pdf"]["notice"]
 
 
 def test_letter_arguments_must_exist(letters, tmp_path):

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..fields import LetterFields
-from ..normalize import FURNITURE_LINE
+from ..normalize import FURNITURE_LINE, SENTENCE_END
 from ..schema import FlagCode, Severity
 
 Span = tuple[int, int]
@@ -21,9 +21,6 @@ Span = tuple[int, int]
 _F = re.IGNORECASE
 #: A wrapped item heading spans at most this many lines before we call it a layout surprise.
 HEADING_MAX_LINES = 4
-#: Text that ends with a finished sentence (a line that cannot run on into a heading; a rationale
-#: that was not cut short: the truncation check of :mod:`llm_extract.rules`).
-SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s*\Z")
 #: A line that introduces what follows ("... set forth below:"): never part of a heading under it.
 LINE_INTRODUCES = re.compile(r"\b(?:below|follows?|following)[ \t\u00a0]*:[\s\u00a0]*\Z", _F)
 #: A line that ends like a rationale's conclusion ("... is not medically necessary", its full stop
