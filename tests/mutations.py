@@ -99,10 +99,14 @@ def mutations(text: str, original: Determination) -> Iterator[Mutation]:
     if n != len(keys) or not n:
         return
     for k, block in enumerate(blocks):
+        # the colon that ends the name: before the decision word, or ending a heading that states none
+        # ("N) Regarding the request for X:", "ISSUE AT DISPUTE: X" has none to drop)
         if block.decision_span is not None:
             colon = text.rfind(":", block.heading[1], block.decision_span[0])
-            if colon != -1:
-                yield Mutation("drop a colon", f"item {k}", text[:colon] + text[colon + 1 :], keys)
+        else:
+            colon = text.find(":", block.heading[1], block.heading[1] + 3)
+        if colon != -1:
+            yield Mutation("drop a colon", f"item {k}", text[:colon] + text[colon + 1 :], keys)
         s, e = block.heading
         yield Mutation("empty item name", f"item {k}", text[:s] + text[e:], None)
         for kind in ("ca", "mx"):
