@@ -49,6 +49,7 @@ MATCH_ONLY = {
     "layouts.grammar.AUTHORIZED_BY",
     "layouts.grammar.CA_AUTHORIZED",
     "layouts.grammar.REMAINING",
+    "layouts.grammar.ITEM_NUMBER",
     "citations.NON_MTUS",
     "citations.MTUS_PREFIX",
     "citations._ODG_CHAPTER",
