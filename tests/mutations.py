@@ -101,9 +101,10 @@ def mutations(text: str, original: Determination) -> Iterator[Mutation]:
     for k, block in enumerate(blocks):
         # the colon that ends the name: before the decision word, or ending a heading that states none
         # ("N) Regarding the request for X:", "ISSUE AT DISPUTE: X" has none to drop)
-        if block.decision_span is not None:
+        colon = -1
+        if block.decision_span is not None:  # (a decision read from the summary lies before the heading)
             colon = text.rfind(":", block.heading[1], block.decision_span[0])
-        else:
+        if colon == -1:
             colon = text.find(":", block.heading[1], block.heading[1] + 3)
         if colon != -1:
             yield Mutation("drop a colon", f"item {k}", text[:colon] + text[colon + 1 :], keys)
