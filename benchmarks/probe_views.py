@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evals.gold import load_gold  # noqa: E402
-from llm_extract import layout, load  # noqa: E402
+from llm_extract import layouts, load  # noqa: E402
 from llm_extract.compare import align_items  # noqa: E402
 from llm_extract.llm import local, prompts  # noqa: E402
 from llm_extract.normalize import collapse, sentences  # noqa: E402
@@ -117,7 +117,7 @@ class Case:
     index: int
     gold: str
     text: str
-    block: Any  # layout.ItemBlock
+    block: Any  # layouts.ItemBlock
     name: str
     partial: bool  # a partial authorisation (gold has original_request)
 
@@ -169,7 +169,7 @@ def cases(only: list[str] | None) -> Iterator[tuple[Case, str]]:
         if only and not any(fnmatch.fnmatch(stem, g) or fnmatch.fnmatch(gold.letter, g) for g in only):
             continue
         letter = load(ROOT / "evals/letters" / gold.letter)
-        parsed = layout.parse(letter.text)
+        parsed = layouts.parse(letter.text)
         names = [collapse(letter.text[b.heading[0] : b.heading[1]]) for b in parsed.items]
         for g, p, _ in align_items([i.item for i in gold.items], names):
             partial = gold.items[g].original_request is not None

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Callable
 
-from llm_extract import layout, load
+from llm_extract import layouts, load
 from llm_extract.compare import align_items
 from llm_extract.normalize import collapse
 
@@ -63,7 +63,7 @@ class Source:
     def __init__(self, stem: str) -> None:
         self.gold = GoldLetter.model_validate_json((GOLD_DIR / f"{stem}.json").read_text(encoding="utf-8"))
         text = load(LETTERS_DIR / self.gold.letter).text
-        parsed = layout.parse(text)
+        parsed = layouts.parse(text)
         start, end = _SUMMARY_START.search(text), _SUMMARY_END.search(text)
         if not (start and end and parsed.items):
             raise ValueError(f"{stem}: not an imr-issues letter with a case summary")

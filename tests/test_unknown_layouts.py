@@ -9,7 +9,7 @@ import pytest
 
 from evals.gold import GoldLetter, load_gold
 from evals.unknown_layouts import FIXTURES, UNKNOWN_GOLD_DIR, UNKNOWN_LETTERS_DIR, render
-from llm_extract import extract, layout, load
+from llm_extract import extract, layouts, load
 from llm_extract.llm import prompts
 from llm_extract.normalize import fold_needle
 
@@ -30,7 +30,7 @@ def test_the_parser_does_not_know_these_layouts() -> None:
     }
     for gold in golds:
         text = load(UNKNOWN_LETTERS_DIR.parent / gold.letter).text
-        assert layout.parse(text).layout == "unknown", gold.letter
+        assert layouts.parse(text).layout == "unknown", gold.letter
         assert extract(text).items == []  # the rules backend reads no item: only a model can
 
 
