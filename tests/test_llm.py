@@ -37,6 +37,11 @@ from llm_extract.schema import Quote, held
 
 LETTER = SEEDS[0]  # three upheld items
 TEXT = load(LETTER).text
+#: The letter in a layout no family reads: a renamed section title alone still parses by its items
+#: (the decision grammar and their labels), so the rationale labels are renamed too.
+UNKNOWN_TEXT = TEXT.replace("IMR ISSUES, DECISIONS AND RATIONALES", "DETERMINATIONS").replace(
+    "Decision rationale:", "Why -"
+)
 RULES = extract(LETTER)
 API_KEY = "sk-test-secret-1234"
 
@@ -459,9 +464,7 @@ def test_environment_configures_the_endpoint(tmp_path: Path, monkeypatch: pytest
 
 
 def test_unknown_layout_stands_alone(tmp_path: Path) -> None:
-    # a renamed section still parses by its items (the decision grammar and their labels): only a
-    # letter whose items no family recognises either is unknown
-    text = TEXT.replace("IMR ISSUES, DECISIONS AND RATIONALES", "DETERMINATIONS").replace("Decision rationale:", "Why -")
+    text = UNKNOWN_TEXT
     with FakeOpenAI([GOOD]) as server:
         result = extract(text, **options(server, tmp_path, strategy="per-item"))
         assert result.source.layout == "unknown" and result.source.strategy == "whole-letter"
@@ -470,7 +473,7 @@ def test_unknown_layout_stands_alone(tmp_path: Path) -> None:
 
 
 def test_unknown_layout_brief_falls_back_to_the_brief_whole_letter_view(tmp_path: Path) -> None:
-    text = TEXT.replace("IMR ISSUES, DECISIONS AND RATIONALES", "DETERMINATIONS")
+    text = UNKNOWN_TEXT
     brief_fields = {"item", "decision_word", "conclusion", "decision", "original_request", "authorized"}
     answer = letter_answer()
     answer["items"] = [{k: v for k, v in i.items() if k in brief_fields} for i in answer["items"]]
