@@ -496,6 +496,42 @@ def test_unknown_layout_brief_falls_back_to_the_brief_whole_letter_view(tmp_path
         assert all(text[g.start : g.end] == g.text for g in result.evidence.values())
 
 
+def test_people_the_model_leaves_null_on_an_unknown_layout_are_flagged(tmp_path: Path) -> None:
+    """On a layout the parser cannot read, the model is the only reader of the header, reviewer and
+    patient: every null it leaves is flagged, naming the fields (this letter states no case fields,
+    so those are named in both runs); what it did state is not."""
+    answer = letter_answer()
+    answer["reviewer"] = {"licensure": [], "specialties": []}
+    answer["patient"] = {"age": None, "sex": None}
+    with FakeOpenAI([GOOD, Step(answer=answer)]) as server:
+        stated = extract(UNKNOWN_TEXT, **options(server, tmp_path, strategy="whole-letter"))
+        nulls = extract(UNKNOWN_TEXT + "\n", **options(server, tmp_path, strategy="whole-letter"))
+    assert stated.source.layout == nulls.source.layout == "unknown"
+
+    def header_message(result: Determination) -> str:
+        (flag,) = [f for f in result.flags if f.code == FlagCode.HEADER_FIELD_MISSING]
+        assert flag.severity == "warning" and "does not know this layout" in flag.message
+        return flag.message
+
+    assert "case.case_number" in header_message(stated) and "reviewer." not in header_message(stated)
+    assert FlagCode.PATIENT_NOT_FOUND.value not in codes(stated)
+    assert "reviewer.licensure" in header_message(nulls) and "reviewer.specialties" in header_message(nulls)
+    assert FlagCode.PATIENT_NOT_FOUND.value in codes(nulls)
+
+
+def test_people_the_model_drops_on_a_known_layout_are_flagged_only_where_the_parser_read_them(
+    tmp_path: Path,
+) -> None:
+    answer = letter_answer()
+    answer["patient"] = {"age": None, "sex": None}
+    with FakeOpenAI([GOOD, Step(answer=answer)]) as server:
+        agreed = extract(TEXT, **options(server, tmp_path, strategy="whole-letter"))
+        dropped = extract(TEXT + "\n", **options(server, tmp_path, strategy="whole-letter"))
+    # the letter states no case fields: a null there is no loss on a layout the parser reads
+    assert FlagCode.HEADER_FIELD_MISSING.value not in codes(agreed) | codes(dropped)
+    assert FlagCode.PATIENT_NOT_FOUND.value in codes(dropped) and FlagCode.PATIENT_NOT_FOUND.value not in codes(agreed)
+
+
 def test_a_paragraph_copied_as_the_conclusion_is_reasked(tmp_path: Path) -> None:
     """A copied "conclusion" that is the rationale's whole paragraph contains a conclusion (so its
     stance passes) but is not the concluding sentence: re-asked, then flagged, never filed as one."""

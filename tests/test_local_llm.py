@@ -73,7 +73,7 @@ def test_local_model_reads_an_unknown_layout(tmp_path: Path) -> None:
     """Where the parser does not know the layout, the model finds the item and decides it itself, and
     its concluding sentence is the gold's (or the answer is flagged). The header, reviewer and patient it gives are the
     gold's or nothing (the 1.5B model has left them null on this fixture: README, "Unknown layouts"),
-    and whatever it states has evidence in the letter."""
+    a null it leaves is flagged, and whatever it states has evidence in the letter."""
     _require_local()
     root = Path(__file__).resolve().parent.parent
     path = root / "evals/letters/unknown/CM17-0005589-numbered.txt"
@@ -88,6 +88,11 @@ def test_local_model_reads_an_unknown_layout(tmp_path: Path) -> None:
         assert FlagCode.LLM_REASK_EXHAUSTED in {f.code for f in result.flags}  # never passes silently
     assert result.reviewer.licensure in ([], gold["reviewer"]["licensure"])
     assert result.patient.age in (None, gold["patient"]["age"]) and result.patient.sex in (None, gold["patient"]["sex"])
+    codes = {f.code for f in result.flags}
+    if not result.reviewer.licensure or result.case.case_number is None:
+        assert FlagCode.HEADER_FIELD_MISSING in codes  # a null the model left is never silent
+    if result.patient.age is None and result.patient.sex is None:
+        assert FlagCode.PATIENT_NOT_FOUND in codes
     assert FlagCode.EVIDENCE_MISSING not in {f.code for f in result.flags}  # every stated value has evidence
 
 

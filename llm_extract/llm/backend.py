@@ -129,6 +129,8 @@ class LLMBackend:
             case, reviewer, patient = (
                 (draft.case, draft.reviewer, draft.patient) if draft else _people(baseline)
             )
+            if draft:
+                session.flags += _unstated_people_flags((case, reviewer, patient), baseline if known else None)
             if brief and not known:
                 session.flags.append(
                     Flag(
@@ -248,6 +250,39 @@ def _decision_evidence(session: _Session, item: Item, index: int, at: Any) -> Gr
 
 def _people(baseline: Determination) -> tuple[Any, Any, Any]:
     return baseline.case, baseline.reviewer, baseline.patient
+
+
+def _unstated_people_flags(people: tuple[Any, Any, Any], baseline: Determination | None) -> list[Flag]:
+    """Header, reviewer and patient values the model left null, flagged as the parser flags its own.
+
+    Why: on a layout the parser does not know, the model is the only reader of these fields, and a
+    null it leaves is indistinguishable from "the letter does not say" unless it is flagged. Where
+    the parser knows the layout, only the values it read and the model dropped are flagged (a letter
+    that states no UR denial date is not a problem).
+    """
+    read = _people(baseline) if baseline is not None else (None, None, None)
+    missing = []
+    for group, model_part, parser_part in zip(("case", "reviewer", "patient"), people, read):
+        for name, value in model_part:
+            parsed = getattr(parser_part, name) if parser_part is not None else None
+            if value in (None, []) and (baseline is None or parsed not in (None, [])):
+                missing.append(f"{group}.{name}")
+    flags = []
+    header = [path for path in missing if not path.startswith("patient.")]
+    if header:
+        flags.append(
+            Flag(
+                code=FlagCode.HEADER_FIELD_MISSING,
+                severity="warning",
+                message="the model stated no value for " + ", ".join(header)
+                + ("" if baseline else " (the layout parser does not know this layout: nothing else read them)"),
+            )
+        )
+    if "patient.age" in missing and "patient.sex" in missing:
+        flags.append(
+            Flag(code=FlagCode.PATIENT_NOT_FOUND, severity="info", message="the model stated no patient age or sex")
+        )
+    return flags
 
 
 def _summary_flags(items: list[Item]) -> list[Flag]:
