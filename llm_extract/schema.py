@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .taxonomy import categories, is_valid, subcategories
 
-SCHEMA_VERSION = "1.0"
+#: The output's version, in every result's ``source.schema_version``. 2.0 (this release) added
+#: ``evidence``, ``Item.conclusion`` (quotes are supporting quotes only), ``Item.sections``, the
+#: request category, subcategory, drug and ``diagnoses``: results of 1.0 are read with a warning.
+SCHEMA_VERSION = "2.0"
 _T = TypeVar("_T")
 #: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
 MAX_AGE = 130
