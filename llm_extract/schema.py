@@ -19,7 +19,8 @@ from .taxonomy import categories, is_valid, subcategories
 
 #: The output's version, in every result's ``source.schema_version``. 2.0 (this release) added
 #: ``evidence``, ``Item.conclusion`` (quotes are supporting quotes only), ``Item.sections``, the
-#: request category, subcategory, drug and ``diagnoses``: results of 1.0 are read with a warning.
+#: request category, subcategory, drug and ``diagnoses``, all defaulted: a 1.0 result still validates
+#: where its values do, and the reviewer page lists one that does not with its version.
 SCHEMA_VERSION = "2.0"
 _T = TypeVar("_T")
 #: Oldest age the output model can hold; a plausible injured worker's age range is a check (checks.py).
