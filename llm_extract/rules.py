@@ -237,66 +237,35 @@ def _item(
     quotes: list[Quote] = []
     concluding = None
     summary = None
+
+    def flag(code: FlagCode, severity: str, span: tuple[int, int], message: str) -> None:
+        flags.append(Flag(code=code, severity=severity, item=index, start=span[0], end=span[1], message=message))
+
     rationale = Span(start=block.rationale[0], end=block.rationale[1]) if block.rationale else None
     if block.rationale is None or block.rationale[0] >= block.rationale[1]:
-        flags.append(
-            Flag(
-                code=FlagCode.MISSING_RATIONALE,
-                severity="error",
-                item=index,
-                start=block.heading[0],
-                end=block.heading[1],
-                message="item has no decision rationale",
-            )
-        )
+        flag(FlagCode.MISSING_RATIONALE, "error", block.heading, "item has no decision rationale")
         rationale = None
     else:
         sentence_spans = sentences(text, *block.rationale)
         concl = conclusion(text, block.rationale, sentence_spans)
         if concl is None:
-            flags.append(
-                Flag(
-                    code=FlagCode.NO_CONCLUSION,
-                    severity="warning",
-                    item=index,
-                    start=block.rationale[0],
-                    end=block.rationale[1],
-                    message="the rationale states no conclusion about medical necessity",
-                )
-            )
+            unconcluded = "the rationale states no conclusion about medical necessity"
+            flag(FlagCode.NO_CONCLUSION, "warning", block.rationale, unconcluded)
         else:
             said = polarity(text[concl[0] : concl[1]])
             if decision is None and block.decision_inferred:
                 decision = said
                 spans["decision"] = concl
-                flags.append(
-                    Flag(
-                        code=FlagCode.DECISION_INFERRED,
-                        severity="info",
-                        item=index,
-                        start=concl[0],
-                        end=concl[1],
-                        message=f"layout states no decision word; '{said}' read from the "
-                        "rationale's conclusion",
-                    )
-                )
+                inferred = f"layout states no decision word; '{said}' read from the rationale's conclusion"
+                flag(FlagCode.DECISION_INFERRED, "info", concl, inferred)
             elif decision in ("upheld", "overturned") and decision != said:
                 code = (
                     FlagCode.SUMMARY_MISMATCH
                     if block.decision_inferred
                     else FlagCode.DECISION_CONTRADICTS_RATIONALE
                 )
-                flags.append(
-                    Flag(
-                        code=code,
-                        severity="error",
-                        item=index,
-                        start=concl[0],
-                        end=concl[1],
-                        message=f"decision is '{decision}' but the rationale concludes "
-                        f"{collapse(text[concl[0] : concl[1]])!r}",
-                    )
-                )
+                concludes = collapse(text[concl[0] : concl[1]])
+                flag(code, "error", concl, f"decision is '{decision}' but the rationale concludes {concludes!r}")
         quotes = _quotes(letter, sentence_spans, concl)
         if concl and concl[1] - concl[0] <= MAX_QUOTE_CHARS:
             concluding = _quote(letter, *concl)
@@ -310,16 +279,8 @@ def _item(
             for c in parsed.citations
         ]
         for s, e in parsed.unparsed:
-            flags.append(
-                Flag(
-                    code=FlagCode.CITATION_UNPARSED,
-                    severity="warning",
-                    item=index,
-                    start=s,
-                    end=e,
-                    message=f"{field}: no guideline recognised in {collapse(text[s:e])[:80]!r}",
-                )
-            )
+            unread = collapse(text[s:e])[:80]
+            flag(FlagCode.CITATION_UNPARSED, "warning", (s, e), f"{field}: no guideline recognised in {unread!r}")
 
     def part(span: tuple[int, int] | None) -> str | None:
         return collapse(text[span[0] : span[1]]) if span else None

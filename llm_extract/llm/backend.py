@@ -352,24 +352,14 @@ class _Session:
         except InstructorRetryException as exc:
             reason = " ".join(str(exc.__cause__ or exc).split())[:400]
             last = _last_answer(exc, model)
-            if last is None:
-                self.flags.append(
-                    Flag(
-                        code=FlagCode.LLM_INVALID_OUTPUT,
-                        severity="error",
-                        item=item,
-                        message=f"no valid answer after {exc.n_attempts} attempt(s): {reason}",
-                    )
-                )
-            else:
-                self.flags.append(
-                    Flag(
-                        code=FlagCode.LLM_REASK_EXHAUSTED,
-                        severity="error",
-                        item=item,
-                        message=f"answer still wrong after {exc.n_attempts} attempt(s): {reason}",
-                    )
-                )
+            code, outcome = (
+                (FlagCode.LLM_INVALID_OUTPUT, "no valid answer")
+                if last is None
+                else (FlagCode.LLM_REASK_EXHAUSTED, "answer still wrong")
+            )
+            self.flags.append(
+                Flag(code=code, severity="error", item=item, message=f"{outcome} after {exc.n_attempts} attempt(s): {reason}")
+            )
             return last
 
     def per_item(self, parsed: Parsed, baseline: Determination, brief: bool = False) -> list[Item]:
