@@ -126,9 +126,7 @@ class LLMBackend:
             brief = strategy == "whole-letter-brief"
             draft = session.whole_letter(baseline if known else None, brief)
             items = session.items_from(draft, baseline if known else None)
-            case, reviewer, patient = (
-                (draft.case, draft.reviewer, draft.patient) if draft else _people(baseline)
-            )
+            case, reviewer, patient = _people(draft or baseline)
             if draft:
                 session.flags += _unstated_people_flags((case, reviewer, patient), baseline if known else None)
             if brief and not known:
@@ -248,8 +246,13 @@ def _decision_evidence(session: _Session, item: Item, index: int, at: Any) -> Gr
     return None
 
 
-def _people(baseline: Determination) -> tuple[Any, Any, Any]:
-    return baseline.case, baseline.reviewer, baseline.patient
+#: The letter-level groups read outside the items, in Determination's field order.
+PEOPLE = ("case", "reviewer", "patient")
+
+
+def _people(answer: Any) -> tuple[Any, ...]:
+    """Case, reviewer and patient of a Determination or of the model's whole-letter draft."""
+    return tuple(getattr(answer, group) for group in PEOPLE)
 
 
 def _unstated_people_flags(people: tuple[Any, Any, Any], baseline: Determination | None) -> list[Flag]:
@@ -262,7 +265,7 @@ def _unstated_people_flags(people: tuple[Any, Any, Any], baseline: Determination
     """
     read = _people(baseline) if baseline is not None else (None, None, None)
     missing = []
-    for group, model_part, parser_part in zip(("case", "reviewer", "patient"), people, read):
+    for group, model_part, parser_part in zip(PEOPLE, people, read):
         for name, value in model_part:
             parsed = getattr(parser_part, name) if parser_part is not None else None
             if value in (None, []) and (baseline is None or parsed not in (None, [])):
