@@ -239,13 +239,25 @@ class Flag(_Strict):
 
 
 class Case(_Strict):
-    case_number: Annotated[str | None, STATED] = None
-    date_assigned: Annotated[dt.date | None, STATED] = None
-    date_of_injury: Annotated[dt.date | None, STATED] = None
-    decision_date: Annotated[dt.date | None, STATED] = None
-    ur_denial_date: Annotated[dt.date | None, STATED] = None
-    priority: Annotated[str | None, STATED] = None
-    application_received: Annotated[dt.date | None, STATED] = None
+    """The letter's header: its IMR case number and dates (null where the letter states none)."""
+
+    case_number: Annotated[str | None, STATED] = Field(
+        default=None, description='The IMR case number, e.g. "CM16-0229336".'
+    )
+    date_assigned: Annotated[dt.date | None, STATED] = Field(
+        default=None, description="When the case was assigned to the reviewer."
+    )
+    date_of_injury: Annotated[dt.date | None, STATED] = Field(default=None, description="The date of injury.")
+    decision_date: Annotated[dt.date | None, STATED] = Field(
+        default=None, description="The date of this determination (the IMR decision)."
+    )
+    ur_denial_date: Annotated[dt.date | None, STATED] = Field(
+        default=None, description="The date of the utilization review (UR) denial."
+    )
+    priority: Annotated[str | None, STATED] = Field(default=None, description='"Standard" or "Expedited", as written.')
+    application_received: Annotated[dt.date | None, STATED] = Field(
+        default=None, description="When the IMR application was received."
+    )
 
     @field_validator("date_assigned", "date_of_injury", "decision_date", "ur_denial_date", "application_received")
     @classmethod
@@ -257,13 +269,22 @@ class Case(_Strict):
 
 
 class Reviewer(_Strict):
-    licensure: Annotated[list[str], STATED] = Field(default_factory=list)
-    specialties: Annotated[list[str], STATED] = Field(default_factory=list)
+    """The expert reviewer's credentials as the letter states them."""
+
+    licensure: Annotated[list[str], STATED] = Field(
+        default_factory=list, description='The state(s) the reviewer is licensed in, e.g. ["California"].'
+    )
+    specialties: Annotated[list[str], STATED] = Field(
+        default_factory=list,
+        description='The reviewer\'s certifications or specialties, one per entry, e.g. ["Orthopedic Surgery"].',
+    )
 
 
 class Patient(_Strict):
-    age: Annotated[int | None, STATED] = Field(default=None, ge=0, le=MAX_AGE)
-    sex: Annotated[Sex | None, STATED] = None
+    """The injured worker as the case summary describes them ("a 59 year old male")."""
+
+    age: Annotated[int | None, STATED] = Field(default=None, ge=0, le=MAX_AGE, description="Age in years.")
+    sex: Annotated[Sex | None, STATED] = Field(default=None, description='"male" or "female".')
 
 
 class Diagnosis(_Strict):

@@ -7,6 +7,7 @@ was cached (a second run of a cached letter sends zero requests).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
 import stat
@@ -32,8 +33,10 @@ from llm_extract import (
     extract,
     load,
 )
+from llm_extract.llm import views
+from llm_extract.normalize import sentences
 from llm_extract.redact import redact, redact_url, url_secrets
-from llm_extract.schema import Quote, held
+from llm_extract.schema import Case, Quote, held
 
 LETTER = SEEDS[0]  # three upheld items
 TEXT = load(LETTER).text
@@ -532,12 +535,28 @@ def test_people_the_model_drops_on_a_known_layout_are_flagged_only_where_the_par
     assert FlagCode.PATIENT_NOT_FOUND.value in codes(dropped) and FlagCode.PATIENT_NOT_FOUND.value not in codes(agreed)
 
 
-def test_a_paragraph_copied_as_the_conclusion_is_reasked(tmp_path: Path) -> None:
-    """A copied "conclusion" that is the rationale's whole paragraph contains a conclusion (so its
-    stance passes) but is not the concluding sentence: re-asked, then flagged, never filed as one."""
+def test_a_paragraph_copied_as_the_conclusion_is_narrowed_to_its_concluding_sentence(tmp_path: Path) -> None:
+    """A copied "conclusion" that is the rationale's whole paragraph contains the concluding sentence:
+    code keeps that sentence of the model's copy (no re-ask, which would cost a whole new answer)."""
+    answer = letter_answer()
+    rationale, conclusion = RULES.items[0].rationale, RULES.items[0].conclusion
+    answer["items"][0]["conclusion"] = TEXT[rationale.start : rationale.end]
+    with FakeOpenAI([Step(answer=answer)]) as server:
+        result = extract(LETTER, **options(server, tmp_path, max_reasks=1))
+        assert len(server.requests) == 1 and result.ok
+    assert result.items[0].conclusion.text == conclusion.text and result.items[0].conclusion.match == "exact"
+    assert (result.items[0].conclusion.start, result.items[0].conclusion.end) == (conclusion.start, conclusion.end)
+
+
+def test_a_paragraph_without_the_conclusion_is_reasked(tmp_path: Path) -> None:
+    """Several sentences, none stating the decision's conclusion: re-asked (copy one sentence), then
+    flagged, never filed as the conclusion."""
     answer = letter_answer()
     rationale = RULES.items[0].rationale
-    answer["items"][0]["conclusion"] = TEXT[rationale.start : rationale.end]
+    spans = sentences(TEXT, rationale.start, rationale.end)
+    paragraph = TEXT[spans[0][0] : spans[2][1]]  # the injury, the diagnoses, the treatments
+    assert views.narrowed_conclusion(paragraph, "upheld") == paragraph  # no sentence of it concludes
+    answer["items"][0]["conclusion"] = paragraph
     with FakeOpenAI([Step(answer=answer), GOOD]) as server:
         result = extract(LETTER, **options(server, tmp_path, max_reasks=1))
         assert len(server.requests) == 2 and result.ok  # mended on the re-ask
@@ -571,8 +590,13 @@ def test_few_shot_examples_are_verbatim_in_their_gold_letters() -> None:
         letter = load(LETTERS_DIR / example.letter)
         assert letter.sha256 == example.sha256
         verifier = Verifier(letter.text)
-        for part in (example.preamble, example.heading, *example.rationale):
+        for part in (*example.header, example.preamble, example.heading, *example.rationale):
             assert not part or verifier.locate(part).tier in ("exact", "normalized"), part
+        # the whole-letter answer's case, reviewer and patient are the gold's (dates as written)
+        case, reviewer, patient = views.people_of(views.LetterBrief.model_validate({**example.people, "items": []}))
+        golden = golds[example.letter]
+        for got, want in ((case, golden.case), (reviewer, golden.reviewer), (patient, golden.patient)):
+            assert got.model_dump(mode="json") == want.model_dump(mode="json")
         gold = next(i for i in golds[example.letter].items if i.item == example.item)
         assert gold.decision == example.answer["decision"]
         assert " ".join(gold.conclusion.split()) == example.value("conclusion")
@@ -790,3 +814,87 @@ def test_redact_url_hides_any_credential(user: str, password: str, key: str, val
     assert redact_url(url) == f"https://***@example.org:8443/v1?{key}=***"
     assert redact(f"failed at {url}: {password}", url_secrets(url)).count("***") >= 2
     assert password not in redact(f"echo {password}", url_secrets(url))
+
+
+UNKNOWN_TABLE = Path(__file__).resolve().parent.parent / "evals/letters/unknown/CM16-0229336-table.txt"
+
+
+def table_answer(**case: Any) -> dict:
+    """A whole-letter-brief answer for the header-table fixture, its header dates as the letter writes them."""
+    gold = json.loads((UNKNOWN_TABLE.parent.parent.parent / "gold-unknown/CM16-0229336-table.json").read_text())
+    item = gold["items"][0]
+    return {
+        "case": {
+            "case_number": "CM16-0229336",
+            "date_assigned": "12/05/2016",
+            "date_of_injury": "10/20/2016",
+            "decision_date": "12/30/2016",
+            "ur_denial_date": "10/28/2016",
+            "priority": "Standard",
+            "application_received": "11/28/2016",
+            **case,
+        },
+        "reviewer": gold["reviewer"],
+        "patient": gold["patient"],
+        "items": [
+            {
+                "item": item["item"],
+                "decision_word": "OVERTURNED",
+                "conclusion": item["conclusion"],
+                "decision": item["decision"],
+                "original_request": item["original_request"],
+                "authorized": item["authorized"],
+            }
+        ],
+    }
+
+
+def test_whole_letter_header_is_required_and_its_dates_are_copied_as_written(tmp_path: Path) -> None:
+    """The whole-letter views make the model write every header, reviewer and patient field (it skipped
+    optional ones), dates as the letter writes them; code parses them, and each has its evidence."""
+    gold = json.loads((UNKNOWN_TABLE.parent.parent.parent / "gold-unknown/CM16-0229336-table.json").read_text())
+    with FakeOpenAI([Step(answer=table_answer())]) as server:
+        result = extract(UNKNOWN_TABLE, **options(server, tmp_path, strategy="per-item-brief", mode="tools"))
+        schema = server.requests[0]["tools"][0]["function"]["parameters"]
+    assert result.source.strategy == "whole-letter-brief" and result.ok, result.flags
+    assert list(schema["properties"]) == sorted(schema["required"], key=list(schema["properties"]).index) == ["case", "reviewer", "patient", "items"]
+    case_schema = schema["$defs"]["CaseDraft"]
+    assert case_schema["required"] == list(Case.model_fields)
+    assert {"type": "string"} in case_schema["properties"]["date_of_injury"]["anyOf"]
+    assert "as the letter writes it" in case_schema["properties"]["date_of_injury"]["description"]
+    assert result.case.model_dump(mode="json") == gold["case"]
+    assert (result.reviewer.licensure, result.patient.age) == (gold["reviewer"]["licensure"], gold["patient"]["age"])
+    text = load(UNKNOWN_TABLE).text
+    assert result.evidence["case.date_of_injury"].text == "10/20/2016"
+    assert all(text[g.start : g.end] == g.text for g in result.evidence.values())
+    assert FlagCode.EVIDENCE_MISSING.value not in codes(result)
+
+
+def test_a_header_date_that_is_no_date_or_not_in_the_letter_is_flagged(tmp_path: Path) -> None:
+    answer = table_answer(date_of_injury="13/45/2016", decision_date="01/02/2016")
+    with FakeOpenAI([Step(answer=answer)]) as server:
+        result = extract(UNKNOWN_TABLE, **options(server, tmp_path, strategy="whole-letter-brief", mode="tools"))
+    assert result.case.date_of_injury is None  # not a date: null, and the null is flagged
+    (missing,) = [f for f in result.flags if f.code == FlagCode.HEADER_FIELD_MISSING]
+    assert "case.date_of_injury" in missing.message
+    assert result.case.decision_date == dt.date(2016, 1, 2)  # a date the letter never states: no evidence
+    assert "case.decision_date" not in result.evidence
+    assert FlagCode.EVIDENCE_MISSING.value in codes(result) and not result.ok
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("10/20/2016", dt.date(2016, 10, 20)),
+        (" 10-20-2016.", dt.date(2016, 10, 20)),
+        ("October 13, 2016", dt.date(2016, 10, 13)),
+        ("2016-10-20", dt.date(2016, 10, 20)),
+        ("13/45/2016", None),
+        ("10/20/0201", None),  # a misread year, refused like the output model refuses it
+        ("the 20th", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_written_date(written: str | None, expected: dt.date | None) -> None:
+    assert views.written_date(written) == expected

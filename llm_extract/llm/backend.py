@@ -66,6 +66,8 @@ from .views import (
     LetterBrief,
     LetterDraft,
     decision_of_word,
+    narrowed_conclusion,
+    people_of,
     summary_problem,
     word_near_item,
 )
@@ -126,7 +128,7 @@ class LLMBackend:
             brief = strategy == "whole-letter-brief"
             draft = session.whole_letter(baseline if known else None, brief)
             items = session.items_from(draft, baseline if known else None)
-            case, reviewer, patient = _people(draft or baseline)
+            case, reviewer, patient = people_of(draft) if draft else _people(baseline)
             if draft:
                 session.flags += _unstated_people_flags((case, reviewer, patient), baseline if known else None)
             if brief and not known:
@@ -453,11 +455,12 @@ class _Session:
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
             known = baseline.items[paired[index]] if baseline and index in paired else None
-            concluding = collapse(d.conclusion)
+            copied = narrowed_conclusion(d.conclusion, d.decision)
+            concluding = collapse(copied)
             supporting = [q.text for q in getattr(d, "quotes", []) if q.text.strip() and collapse(q.text) != concluding]
             summary = getattr(d, "rationale_summary", None)
             if summary is None:  # the brief view: the concluding sentence, whole, where the letter has it
-                at = self.verifier.locate(d.conclusion)
+                at = self.verifier.locate(copied)
                 if at.start is not None and at.tier != "none":
                     summary = rules.summarize(text, [(at.start, at.end)], (at.start, at.end), None)
             cited = {
@@ -476,7 +479,7 @@ class _Session:
                     rationale_summary=summary,
                     rationale=known.rationale if known else None,
                     sections=known.sections if known else {},
-                    conclusion=Quote(text=d.conclusion) if concluding else None,
+                    conclusion=Quote(text=copied) if concluding else None,
                     quotes=[Quote(text=q) for q in dict.fromkeys(supporting)],
                     **cited,
                 )

@@ -14,7 +14,10 @@ the rationale's sentences as the item prompt shows them, and the answer. Like go
 prompt validation, each example is checked against its own text when it is loaded (the decision
 word is in the heading and means the decision, the sentence numbers point into the rationale and
 the conclusion states the decision); ``tests/test_llm.py`` checks that the text is verbatim in the
-letter it names and that the answer agrees with that letter's gold labels.
+letter it names and that the answer agrees with that letter's gold labels. Each also carries the
+letter's header, credentials and patient sentence with the case, reviewer and patient answer (as
+the whole-letter views ask for them: dates as written), so a whole-letter example shows a whole
+answer; every value of it must be in that text.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pydantic import BaseModel
 from .. import rules
 from ..normalize import collapse
 from ..prompts import PROMPT_VERSION
-from .views import MAX_QUOTES, PER_ITEM_VIEWS, SUMMARY_MAX_CHARS, decision_of_word
+from .views import DATE_FIELDS, MAX_QUOTES, PER_ITEM_VIEWS, SUMMARY_MAX_CHARS, decision_of_word, written_date
 
 TEMPLATES = ("system.j2", "letter.j2", "item.j2")
 EXAMPLES = "examples.json"
@@ -91,10 +94,12 @@ class Example:
     letter: str  # path under evals/letters/, for the test that checks the text is verbatim there
     sha256: str
     item: str
+    header: tuple[str, ...]  # the header block, the credentials and the patient's sentence, as written
     preamble: str  # what precedes the heading in the letter (a partial authorisation's history)
     heading: str  # the item's name and its decision, as written
     rationale: tuple[str, ...]
     answer: dict[str, Any]
+    people: dict[str, dict[str, Any]]  # the whole-letter views' case, reviewer and patient answer
 
     def value(self, field: str) -> Any:
         """The answer for one view field (``conclusion`` is the numbered sentence, copied)."""
@@ -121,9 +126,26 @@ def example_problems(example: Example) -> list[str]:
             problems.append(f"{where}: {field} is not a sentence number")
     if not problems and rules.stance(example.value("conclusion")) != answer["decision"]:
         problems.append(f"{where}: the conclusion sentence does not state {answer['decision']!r}")
-    for part in (example.item, example.preamble, example.heading, *example.rationale):
+    problems += _people_problems(example, where)
+    for part in (example.item, *example.header, example.preamble, example.heading, *example.rationale):
         if collapse(part) != part or _FENCE_LIKE.search(part):
             problems.append(f"{where}: text must be whitespace-collapsed and free of fence markers")
+    return problems
+
+
+def _people_problems(example: Example, where: str) -> list[str]:
+    """Every case, reviewer and patient value of the example must be written in its header text."""
+    header = " ".join(example.header)
+    problems = []
+    for group, values in example.people.items():
+        for name, value in values.items():
+            for one in value if isinstance(value, list) else [value]:
+                if one is None:
+                    continue
+                if str(one) not in header:
+                    problems.append(f"{where}: {group}.{name} {one!r} is not in the example's header text")
+                if name in DATE_FIELDS and written_date(one) is None:
+                    problems.append(f"{where}: {group}.{name} {one!r} is not a date as written")
     return problems
 
 
@@ -136,10 +158,12 @@ def examples() -> tuple[Example, ...]:
             letter=e["letter"],
             sha256=e["sha256"],
             item=e["item"],
+            header=tuple(e["header"]),
             preamble=e["preamble"],
             heading=e["heading"],
             rationale=tuple(e["rationale"]),
             answer=e["answer"],
+            people=e["people"],
         )
         for e in raw
     )
@@ -173,8 +197,10 @@ def _rendered_examples(view: type[BaseModel]) -> tuple[list[dict[str, str]], str
             prompt = _item_text(example.heading, example.rationale, True, None, _fence_pair(f"EXAMPLE-{n}"))
         else:
             heading = f"{example.preamble} {example.heading}".strip()
-            body = f"{heading}\nDecision rationale: {' '.join(example.rationale)}"
+            body = "\n".join((*example.header, heading, f"Decision rationale: {' '.join(example.rationale)}"))
             prompt = _environment().get_template("letter.j2").render(letter=body, **_fence_pair(f"EXAMPLE-{n}"))
+            # the whole answer, in the view's field order: case, reviewer, patient, then the items
+            answer = {f: [answer] if f == "items" else example.people[f] for f in view.model_fields}
         rendered.append({"prompt": prompt, "answer": json.dumps(answer, ensure_ascii=False)})
     return rendered, ", ".join(dict.fromkeys(omitted))
 
