@@ -322,6 +322,29 @@ def test_a_sentence_number_out_of_range_is_flagged_and_quotes_nothing(tmp_path: 
         assert result.items[0].conclusion is None and len(result.items[0].quotes) == 1  # the reason's sentence
 
 
+def test_a_one_sentence_rationale_has_no_separate_reason_and_is_not_reasked_for_one(tmp_path: Path) -> None:
+    """"Associated surgical service: ..." items often have one sentence, which is the conclusion: the
+    model's reason_sentence (told to differ from the conclusion) is out of range there, and that is
+    no problem to re-ask; the item gets no supporting quote."""
+    path = pdf("CM17-0014449")
+    text, rules_result = load(path).text, extract(path)
+    one = [i for i, it in enumerate(rules_result.items) if len(sentences(text, it.rationale.start, it.rationale.end)) == 1]
+    assert one  # the letter has such an item
+    by_name = {i.item: fill_json(i, text, brief=True) for i in rules_result.items}
+    for index in one:
+        by_name[rules_result.items[index].item]["reason_sentence"] = 2
+
+    def answer(request: dict) -> Step:
+        return Step(answer=by_name[item_named(request, by_name)])
+
+    with FakeOpenAI(answer) as server:
+        result = extract(path, **options(server, tmp_path, strategy="per-item-brief", max_reasks=1))
+        assert len(server.requests) == len(rules_result.items) and result.ok, result.flags
+    for index in one:
+        got = result.items[index]
+        assert got.conclusion.text == rules_result.items[index].conclusion.text and got.quotes == []
+
+
 def test_a_conclusion_sentence_that_concludes_nothing_is_reasked(tmp_path: Path) -> None:
     """The numbered conclusion must state one, with the decision's stance (as every gold conclusion does)."""
     by_name = {i.item: fill_json(i, TEXT, brief=True) for i in RULES.items}
