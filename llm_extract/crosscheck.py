@@ -3,25 +3,31 @@
 Where the parser recognises the layout, the two extractions must agree on the items, their
 decisions and the citation sources; each disagreement is flagged naming both values, so a
 reviewer sees exactly what to look at. Where the parser does not know the layout, the LLM result
-stands alone and says so. Items are paired by :func:`llm_extract.compare.align_items`, the rule
+stands alone and says so, and one layout-free check remains: the letter states one decision word
+(Upheld, Overturned, Partially ...) per item — true of every 2016-17 gold letter and every
+unknown-layout fixture (108 letters) — so fewer items than decision words means the model missed
+one (a missed item was otherwise silent), and more items than words means it invented or split one. Items are paired by :func:`llm_extract.compare.align_items`, the rule
 the evaluation and the reviewer page pair gold and predicted items by.
 """
 
 from __future__ import annotations
 
 from .compare import align_items
+from .layouts.grammar import DECISION
 from .schema import CITATION_FIELDS, Determination, Flag, FlagCode, Item
 
 
-def crosscheck(model: Determination, parser: Determination | None) -> list[Flag]:
-    """Flags for every disagreement between the model's result and the parser's."""
+def crosscheck(model: Determination, parser: Determination | None, text: str = "") -> list[Flag]:
+    """Flags for every disagreement between the model's result and the parser's (or, where the parser
+    does not know the layout, between the model's item count and the decisions ``text`` states)."""
     if parser is None or parser.source.layout == "unknown" or not parser.items:
         return [
             Flag(
                 code=FlagCode.CROSSCHECK_UNAVAILABLE,
                 severity="info",
                 message="the layout parser does not know this layout: the model's result stands alone",
-            )
+            ),
+            *decision_count_flags(model, text),
         ]
     pairs = [(i, j) for i, j, _ in align_items([i.item for i in model.items], [i.item for i in parser.items])]
     matched_m, matched_p = {i for i, _ in pairs}, {j for _, j in pairs}
@@ -73,3 +79,29 @@ def _unpaired(code: FlagCode, item: Item, index: int | None, found: str, missing
         end=at.end if at else None,
         message=f"{found} item {item.item!r} ({item.decision}); {missing}",
     )
+
+
+def decision_count_flags(model: Determination, text: str) -> list[Flag]:
+    """The model's item count against the decision words the letter states (none stated: no check,
+    as in the 2013-15 layouts, whose headings state none)."""
+    words = list(DECISION.finditer(text))
+    found = len(model.items)
+    if not words or found == len(words):
+        return []
+    if found < len(words):
+        return [
+            Flag(
+                code=FlagCode.CROSSCHECK_MISSING_ITEM,
+                severity="error",
+                message=f"the letter states {len(words)} decisions ({', '.join(repr(w.group(0)) for w in words[:8])}) "
+                f"but the model found {found} item(s): an item is probably missing",
+            )
+        ]
+    return [
+        Flag(
+            code=FlagCode.CROSSCHECK_EXTRA_ITEM,
+            severity="error",
+            message=f"the model found {found} items but the letter states {len(words)} decision(s): an item is "
+            "probably invented or split",
+        )
+    ]

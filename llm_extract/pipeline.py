@@ -146,7 +146,7 @@ def crosschecked(result: Determination, letter: Letter, parsed: Parsed) -> Deter
     flag. Where the parser does not know the layout the result stands alone, and says so."""
     known = parsed.layout != "unknown" and bool(parsed.items)
     parser = rules.build(letter, parsed) if known else None
-    return result.model_copy(update={"flags": [*result.flags, *crosscheck(result, parser)]})
+    return result.model_copy(update={"flags": [*result.flags, *crosscheck(result, parser, letter.text)]})
 
 
 def _replaced_flag(letter: Letter) -> Flag:

@@ -36,6 +36,7 @@ from llm_extract import (
 from llm_extract.llm import views
 from llm_extract.normalize import sentences
 from llm_extract.redact import redact, redact_url, url_secrets
+from llm_extract.rules import stance as rules_stance
 from llm_extract.schema import Case, Quote, held
 
 LETTER = SEEDS[0]  # three upheld items
@@ -571,19 +572,35 @@ def test_a_paragraph_copied_as_the_conclusion_is_narrowed_to_its_concluding_sent
     assert (result.items[0].conclusion.start, result.items[0].conclusion.end) == (conclusion.start, conclusion.end)
 
 
-def test_a_paragraph_without_the_conclusion_is_reasked(tmp_path: Path) -> None:
-    """Several sentences, none stating the decision's conclusion: re-asked (copy one sentence), then
-    flagged, never filed as the conclusion."""
+def test_a_copied_sentence_that_concludes_nothing_points_to_the_conclusion_after_it(tmp_path: Path) -> None:
+    """The small model copies the *first* sentences of an item's reasoning as its conclusion: the
+    conclusion is the first sentence after the copy that concludes as the model decided (no re-ask)."""
     answer = letter_answer()
     rationale = RULES.items[0].rationale
     spans = sentences(TEXT, rationale.start, rationale.end)
     paragraph = TEXT[spans[0][0] : spans[2][1]]  # the injury, the diagnoses, the treatments
     assert views.narrowed_conclusion(paragraph, "upheld") == paragraph  # no sentence of it concludes
     answer["items"][0]["conclusion"] = paragraph
+    with FakeOpenAI([Step(answer=answer)]) as server:
+        result = extract(LETTER, **options(server, tmp_path, max_reasks=1))
+        assert len(server.requests) == 1 and result.ok
+    concluding = result.items[0].conclusion
+    assert concluding.match == "exact" and concluding.start >= spans[2][1]  # after the copy, in the item
+    assert concluding.start < RULES.items[1].heading.start and rules_stance(concluding.text) == "upheld"
+
+
+def test_a_copy_after_which_nothing_concludes_is_reasked(tmp_path: Path) -> None:
+    """A copied sentence (here the reviewer's credentials) with no concluding sentence after it before
+    the next decision word: re-asked, then flagged, never filed as the conclusion."""
+    answer = letter_answer()
+    first_word = TEXT.find("Upheld")
+    spans = sentences(TEXT, 0, first_word)
+    credentials = next(TEXT[a:b] for a, b in spans if "credentials" in TEXT[a:b])
+    answer["items"][0]["conclusion"] = credentials
     with FakeOpenAI([Step(answer=answer), GOOD]) as server:
         result = extract(LETTER, **options(server, tmp_path, max_reasks=1))
         assert len(server.requests) == 2 and result.ok  # mended on the re-ask
-        assert "copy only the one sentence" in server.requests[1]["messages"][-1]["content"]
+        assert "the conclusion does not state the conclusion" in server.requests[1]["messages"][-1]["content"]
         assert result.items[0].conclusion.text == RULES.items[0].conclusion.text
     with FakeOpenAI([Step(answer=answer)]) as server:
         result = extract(LETTER, **options(server, tmp_path, max_reasks=0, cache=False))
@@ -921,3 +938,17 @@ def test_a_header_date_that_is_no_date_or_not_in_the_letter_is_flagged(tmp_path:
 )
 def test_written_date(written: str | None, expected: dt.date | None) -> None:
     assert views.written_date(written) == expected
+
+
+def test_an_item_the_model_misses_on_an_unknown_layout_is_flagged(tmp_path: Path) -> None:
+    """No parser to cross-check, but the letter states one decision word per item: an answer with
+    fewer items than the letter's decisions is flagged (it was silent), one with all of them is not."""
+    answer = letter_answer()
+    assert len(answer["items"]) == 3 and UNKNOWN_TEXT.count("Upheld") == 3
+    short = {**answer, "items": answer["items"][:2]}
+    with FakeOpenAI([Step(answer=answer), Step(answer=short)]) as server:
+        whole = extract(UNKNOWN_TEXT, **options(server, tmp_path, strategy="whole-letter"))
+        missed = extract(UNKNOWN_TEXT + "\n", **options(server, tmp_path, strategy="whole-letter"))
+    assert whole.source.layout == "unknown" and FlagCode.CROSSCHECK_MISSING_ITEM.value not in codes(whole)
+    (flag,) = [f for f in missed.flags if f.code == FlagCode.CROSSCHECK_MISSING_ITEM]
+    assert "states 3 decisions" in flag.message and "found 2" in flag.message and not missed.ok

@@ -66,8 +66,8 @@ from .views import (
     LetterBrief,
     LetterDraft,
     decision_of_word,
-    narrowed_conclusion,
     people_of,
+    resolved_conclusion,
     summary_problem,
     word_near_item,
 )
@@ -455,7 +455,7 @@ class _Session:
             found = self.verifier.locate(d.item)
             heading = Span(start=found.start, end=found.end) if found.start is not None else None
             known = baseline.items[paired[index]] if baseline and index in paired else None
-            copied = narrowed_conclusion(d.conclusion, d.decision)
+            copied = resolved_conclusion(d.conclusion, d.decision, text, self.verifier)
             concluding = collapse(copied)
             supporting = [q.text for q in getattr(d, "quotes", []) if q.text.strip() and collapse(q.text) != concluding]
             summary = getattr(d, "rationale_summary", None)

@@ -35,7 +35,7 @@ from pydantic_core import PydanticUndefined
 
 from .. import fields, rules
 from ..compare import item_pairs, page_in_letter
-from ..layouts.grammar import DECISION_WORD, decision_value
+from ..layouts.grammar import DECISION, DECISION_WORD, decision_value
 from ..normalize import collapse, fold_needle, sentences
 from ..schema import CITATION_FIELDS, Case, Citation, Decision, Item, Patient, Quote, Reviewer
 
@@ -409,6 +409,39 @@ def narrowed_conclusion(copied: str, decision: str | None) -> str:
     return copied
 
 
+#: Whole-letter views: how far after the model's copied sentence the item's concluding sentence is
+#: looked for (a rationale is rarely longer), never past the next decision word (the next item).
+CONCLUSION_REACH = 4000
+
+
+def resolved_conclusion(copied: str, decision: str | None, text: str, verifier: Any) -> str:
+    """The item's concluding sentence, from the model's copy: the copy narrowed to its concluding
+    sentence (:func:`narrowed_conclusion`), or, where the copy is verbatim but concludes nothing (or
+    the other way), the last sentence after it that states the decision's conclusion before the
+    next item's decision word (the item's reasoning ends with its conclusion).
+
+    Why: on a whole letter the 1.5B model copies the *first* sentence of an item's reasoning as its
+    conclusion (20 of 29 unknown-layout items), and the re-ask, a whole new answer, mostly fails
+    again. Its copy still points into the right item's reasoning; the conclusion is the last
+    sentence of that reasoning that concludes as the model decided, checked like any conclusion. A copy
+    that is not in the letter, or after which nothing concludes, is left for the checks to reject.
+    """
+    narrowed = narrowed_conclusion(copied, decision)
+    if rules.stance(narrowed) == decision or (decision == "partial" and rules.stance(narrowed) is not None):
+        return narrowed
+    found = verifier.locate(copied)
+    if found.tier not in ACCEPTED_TIERS or found.start is None:
+        return copied
+    stop = min(len(text), found.end + CONCLUSION_REACH)
+    if (next_word := DECISION.search(text, found.end, stop)) is not None:
+        stop = next_word.start()
+    for start, end in reversed(sentences(text, found.end, stop)):
+        said = rules.stance(text[start:end])
+        if said is not None and (said == decision or decision not in ("upheld", "overturned")):
+            return text[start:end]
+    return copied
+
+
 def summary_problem(summary: str | None, decision: str | None, where: str) -> str | None:
     """A summary whose stance (the rules backend's polarity rule) contradicts the decision."""
     if not summary or decision not in ("upheld", "overturned"):
@@ -461,7 +494,7 @@ def problems_of(draft: BaseModel, context: dict[str, Any]) -> list[str]:
         problems += word_problems(item.decision_word, item.decision, None, where)
         if item.decision_word.strip() and word_near_item(item.decision_word, item.item, folded) is None:
             problems.append(f"{where}: decision_word {collapse(item.decision_word)!r} is not stated for this item")
-        conclusion = narrowed_conclusion(item.conclusion, item.decision)
+        conclusion = resolved_conclusion(item.conclusion, item.decision, text, verifier)
         problems += _quote_problems([conclusion], verifier, where, "conclusion")
         said = one_sentence_problem(conclusion, where) or conclusion_problem(
             conclusion, item.decision, where, "the conclusion"
