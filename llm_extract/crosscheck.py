@@ -5,9 +5,10 @@ decisions and the citation sources; each disagreement is flagged naming both val
 reviewer sees exactly what to look at. Where the parser does not know the layout, the LLM result
 stands alone and says so, and one layout-free check remains: the letter states one decision word
 (Upheld, Overturned, Partially ...) per item — true of every 2016-17 gold letter and every
-unknown-layout fixture (108 letters) — so fewer items than decision words means the model missed
-one (a missed item was otherwise silent), and more items than words means it invented or split one. Items are paired by :func:`llm_extract.compare.align_items`, the rule
-the evaluation and the reviewer page pair gold and predicted items by.
+unknown-layout fixture (101 letters) — so fewer items than decision words means the model missed
+one (a missed item was otherwise silent), and more items than words means it invented or split one.
+Items are paired by :func:`llm_extract.compare.align_items`, the rule the evaluation and the
+reviewer page pair gold and predicted items by.
 """
 
 from __future__ import annotations
