@@ -4,4 +4,4 @@ Bump PROMPT_VERSION whenever a template's meaning changes; the cache key also co
 of the template files, so an edited template never serves stale cached answers.
 """
 
-PROMPT_VERSION = "2026-11-24.3"
+PROMPT_VERSION = "2026-11-24.2"
