@@ -166,7 +166,8 @@ def view(
         if field_name in bound:
             info = FieldInfo.merge_field_infos(info, Field(**bound[field_name]))
         if field_name in notes:
-            info = FieldInfo.merge_field_infos(info, Field(description=f"{info.description or ''} {notes[field_name]}".strip()))
+            described = f"{info.description or ''} {notes[field_name]}".strip()
+            info = FieldInfo.merge_field_infos(info, Field(description=described))
         fields[field_name] = (annotation, info)
     fields.update(after)
     if required:
@@ -233,7 +234,9 @@ ItemDraftBrief = view(
 #: Qwen2.5-Coder-1.5B skipped all three on every unknown-layout letter), and the header's dates as
 #: the letter writes them ("10/20/2016"): a small model copies a date well and converts it badly,
 #: so code parses the copy (:func:`written_date`) and the evidence is where the letter states it.
-DATE_FIELDS = tuple(name for name, info in Case.model_fields.items() if dt.date in getattr(info.annotation, "__args__", ()))
+DATE_FIELDS = tuple(
+    name for name, info in Case.model_fields.items() if dt.date in getattr(info.annotation, "__args__", ())
+)
 CaseDraft = view(
     Case,
     "CaseDraft",
@@ -241,8 +244,8 @@ CaseDraft = view(
     notes=dict.fromkeys(DATE_FIELDS, 'Copied as the letter writes it, e.g. "10/20/2016"; null if not stated.'),
     required=True,
 )
-ReviewerDraft = view(Reviewer, "ReviewerDraft", notes={"licensure": "Copied.", "specialties": "Copied."}, required=True)
-PatientDraft = view(Patient, "PatientDraft", notes={"age": "From the case summary.", "sex": "From the case summary."}, required=True)
+ReviewerDraft = view(Reviewer, "ReviewerDraft", notes=dict.fromkeys(("licensure", "specialties"), "Copied."), required=True)
+PatientDraft = view(Patient, "PatientDraft", notes=dict.fromkeys(("age", "sex"), "From the case summary."), required=True)
 
 
 def _letter_view(name: str, item: type[BaseModel]) -> type[BaseModel]:
@@ -390,6 +393,13 @@ def one_sentence_problem(copied: str, where: str) -> str | None:
     return f"{where}: the conclusion copied is {count} sentences; copy only the one sentence that states it"
 
 
+def concludes(sentence: str, decision: str | None) -> bool:
+    """Whether ``sentence`` states the conclusion ``decision`` needs (any conclusion, for a partial
+    or unknown decision): the rules backend's polarity rule, one home for both uses below."""
+    said = rules.stance(sentence)
+    return said is not None and (said == decision or decision not in ("upheld", "overturned"))
+
+
 def narrowed_conclusion(copied: str, decision: str | None) -> str:
     """The one sentence of a copied passage that states the conclusion, where the model copied more.
 
@@ -403,8 +413,7 @@ def narrowed_conclusion(copied: str, decision: str | None) -> str:
     if len(spans) <= 1:
         return copied
     for start, end in reversed(spans):
-        said = rules.stance(copied[start:end])
-        if said is not None and (said == decision or decision not in ("upheld", "overturned")):
+        if concludes(copied[start:end], decision):
             return copied[start:end]
     return copied
 
@@ -427,7 +436,7 @@ def resolved_conclusion(copied: str, decision: str | None, text: str, verifier: 
     that is not in the letter, or after which nothing concludes, is left for the checks to reject.
     """
     narrowed = narrowed_conclusion(copied, decision)
-    if rules.stance(narrowed) == decision or (decision == "partial" and rules.stance(narrowed) is not None):
+    if concludes(narrowed, decision):
         return narrowed
     found = verifier.locate(copied)
     if found.tier not in ACCEPTED_TIERS or found.start is None:
@@ -436,8 +445,7 @@ def resolved_conclusion(copied: str, decision: str | None, text: str, verifier: 
     if (next_word := DECISION.search(text, found.end, stop)) is not None:
         stop = next_word.start()
     for start, end in reversed(sentences(text, found.end, stop)):
-        said = rules.stance(text[start:end])
-        if said is not None and (said == decision or decision not in ("upheld", "overturned")):
+        if concludes(text[start:end], decision):
             return text[start:end]
     return copied
 
