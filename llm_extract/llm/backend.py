@@ -253,7 +253,8 @@ PEOPLE = ("case", "reviewer", "patient")
 
 
 def _people(answer: Any) -> tuple[Any, ...]:
-    """Case, reviewer and patient of a Determination or of the model's whole-letter draft."""
+    """Case, reviewer and patient of a Determination (a whole-letter draft's are converted by
+    :func:`~llm_extract.llm.views.people_of`, which parses its copied dates)."""
     return tuple(getattr(answer, group) for group in PEOPLE)
 
 

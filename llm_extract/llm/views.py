@@ -369,6 +369,12 @@ def sentence_problems(numbers: dict[str, int], count: int, where: str) -> list[s
     ]
 
 
+def stance_agrees(said: str, decision: str | None) -> bool:
+    """Whether a stated stance ("upheld": not medically necessary) fits the decision: the same one,
+    or any, where the decision is partial or unknown (a partial item's conclusion may state either)."""
+    return said == decision or decision not in ("upheld", "overturned")
+
+
 def conclusion_problem(sentence: str, decision: str | None, where: str, what: str) -> str | None:
     """The sentence given as the conclusion must state one (the rules backend's rule), and the same
     as the decision: every gold conclusion does."""
@@ -378,7 +384,7 @@ def conclusion_problem(sentence: str, decision: str | None, where: str, what: st
             f"{where}: {what} does not state the conclusion (whether the request is medically necessary; "
             "usually the rationale's last sentence)"
         )
-    if decision in ("upheld", "overturned") and said != decision:
+    if not stance_agrees(said, decision):
         return f"{where}: {what} says the request is {_STANCE_WORDS[said]}, but decision is {decision!r}"
     return None
 
@@ -394,10 +400,10 @@ def one_sentence_problem(copied: str, where: str) -> str | None:
 
 
 def concludes(sentence: str, decision: str | None) -> bool:
-    """Whether ``sentence`` states the conclusion ``decision`` needs (any conclusion, for a partial
-    or unknown decision): the rules backend's polarity rule, one home for both uses below."""
+    """Whether ``sentence`` states a conclusion that fits ``decision`` (:func:`stance_agrees`), by the
+    rules backend's polarity rule: what narrowing and resolving a copied conclusion look for."""
     said = rules.stance(sentence)
-    return said is not None and (said == decision or decision not in ("upheld", "overturned"))
+    return said is not None and stance_agrees(said, decision)
 
 
 def narrowed_conclusion(copied: str, decision: str | None) -> str:
